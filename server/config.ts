@@ -1,0 +1,108 @@
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The only reader of process.env. Every setting is typed, validated and has its default beside it;
+ * a bad value stops the start with a message naming the variable.
+ */
+const bool = z.enum(['on', 'off', 'true', 'false', '1', '0']).transform((v) => v === 'on' || v === 'true' || v === '1');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const schema = z.object({
+  PORT: int(0, 65535).default(3000),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  /** Postgres schema to use (tests give each run its own). */
+  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a plain lower-case identifier').default('public'),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').optional(),
+  /** Prefix of every Redis key and channel (tests give each run its own). */
+  REDIS_PREFIX: z.string().max(64).default('parley:'),
+  MASTER_KEY: z.string().optional(),
+  DATA_DIR: z.string().default('./data'),
+  BLOB_DIR: z.string().optional(),
+  NODE_ID: z.string().min(1).max(128).default(`${hostname()}-${process.pid}`),
+  PARLEY_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/i, 'must be a host name').default('localhost'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `off` disables every rate limit (benchmarks). */
+  RATE_LIMIT: bool.default(true),
+  /** Failed logins allowed per name and address per 15 minutes. */
+  LOGIN_ATTEMPTS: int(1, 10000).default(10),
+  /** API requests allowed per user per minute. */
+  REQUESTS_PER_MINUTE: int(1, 1_000_000).default(1200),
+  /** Registrations allowed per address per hour. */
+  REGISTRATIONS_PER_HOUR: int(1, 1_000_000).default(30),
+  /** Largest JSON or form body, bytes. 64 KiB: a message text is at most 16 KiB. */
+  BODY_LIMIT: int(1024, 10_000_000).default(65536),
+  /** Largest upload, bytes (25 MB). */
+  UPLOAD_LIMIT: int(1, 2_000_000_000).default(25_000_000),
+  /** Largest image to decode, pixels (50 MP); sharp's own 268 MP lets a small PNG inflate past 1 GB. */
+  IMAGE_PIXEL_LIMIT: int(1, 1_000_000_000).default(50_000_000),
+  UPLOADS_PER_MINUTE: int(1, 1_000_000).default(30),
+  S3_BUCKET: z.string().optional(),
+  S3_ENDPOINT: z.string().url().optional(),
+  S3_REGION: z.string().default('us-east-1'),
+  /** Origins allowed to call the API and BOSH cross-origin; `*` for any. */
+  CORS_ORIGINS: z.string().default('*'),
+});
+
+export type Config = {
+  port: number;
+  databaseUrl: string | undefined;
+  databaseSchema: string;
+  redisUrl: string | undefined;
+  redisPrefix: string;
+  masterKey: string | undefined;
+  dataDir: string;
+  blobDir: string;
+  nodeId: string;
+  domain: string;
+  logLevel: string;
+  rateLimit: boolean;
+  loginAttempts: number;
+  requestsPerMinute: number;
+  registrationsPerHour: number;
+  bodyLimit: number;
+  uploadLimit: number;
+  imagePixelLimit: number;
+  uploadsPerMinute: number;
+  s3: { bucket: string; endpoint: string | undefined; region: string } | undefined;
+  corsOrigins: string[] | '*';
+};
+
+/** Read and validate the configuration; throws one Error listing every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  if (e.DATABASE_URL && !e.MASTER_KEY) {
+    throw new Error('invalid configuration:\n  MASTER_KEY: required when DATABASE_URL is set (64 hex characters or base64 of 32 bytes)');
+  }
+  const dataDir = path.resolve(e.DATA_DIR);
+  return {
+    port: e.PORT,
+    databaseUrl: e.DATABASE_URL,
+    databaseSchema: e.DATABASE_SCHEMA,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
+    masterKey: e.MASTER_KEY,
+    dataDir,
+    blobDir: path.resolve(e.BLOB_DIR ?? path.join(dataDir, 'blobs')),
+    nodeId: e.NODE_ID,
+    domain: e.PARLEY_DOMAIN.toLowerCase(),
+    logLevel: e.LOG_LEVEL,
+    rateLimit: e.RATE_LIMIT,
+    loginAttempts: e.LOGIN_ATTEMPTS,
+    requestsPerMinute: e.REQUESTS_PER_MINUTE,
+    registrationsPerHour: e.REGISTRATIONS_PER_HOUR,
+    bodyLimit: e.BODY_LIMIT,
+    uploadLimit: e.UPLOAD_LIMIT,
+    imagePixelLimit: e.IMAGE_PIXEL_LIMIT,
+    uploadsPerMinute: e.UPLOADS_PER_MINUTE,
+    s3: e.S3_BUCKET ? { bucket: e.S3_BUCKET, endpoint: e.S3_ENDPOINT, region: e.S3_REGION } : undefined,
+    corsOrigins: e.CORS_ORIGINS === '*' ? '*' : e.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
+  };
+}
