@@ -1,0 +1,46 @@
+/**
+ * The Bus: what nodes share besides the database. Wake-ups (pub/sub), presence heartbeats and a
+ * small key-value store with expiry. Two implementations behind this one interface: Redis
+ * (ioredis, several nodes) and in-process (the embedded single node). Pub/sub carries nothing
+ * that is not also in the database: a lost message costs latency, never data.
+ */
+export interface Bus {
+  /** Publish a payload on a channel. Resolves when handed to the transport; delivery is best effort. */
+  publish(channel: string, payload: string): Promise<void>;
+  /** Publish several (channel, payload) pairs in one round trip. */
+  publishMany(items: ReadonlyArray<readonly [channel: string, payload: string]>): Promise<void>;
+  /**
+   * Add a handler for a channel. Resolves only once the subscription is live, so that a read
+   * made after it cannot miss a publish made after the read. Several handlers per channel are fine.
+   */
+  subscribe(channel: string, handler: (payload: string) => void): Promise<void>;
+  /** Remove a handler; the channel itself is dropped when its last handler goes. */
+  unsubscribe(channel: string, handler: (payload: string) => void): Promise<void>;
+
+  /**
+   * Record a heartbeat of user on node at atMs (user → node → time, plus a sorted set by time).
+   * Resolves true when the user had no live heartbeat before (a transition to online).
+   */
+  heartbeat(userId: string, nodeId: string, atMs: number): Promise<boolean>;
+  /** The last heartbeat (ms) of each user that is currently online; absent users are offline. */
+  lastHeartbeats(userIds: readonly string[]): Promise<Map<string, number>>;
+  /**
+   * Atomically remove and return up to `max` users whose last heartbeat is before `beforeMs`.
+   * With several nodes sweeping at once, each expiry is returned to exactly one caller.
+   */
+  sweepExpired(beforeMs: number, max: number): Promise<Array<{ userId: string; lastMs: number }>>;
+
+  /** Shared key-value with expiry (BOSH sessions, rate limits). */
+  get(key: string): Promise<string | null>;
+  set(key: string, value: string, ttlMs: number): Promise<void>;
+  /** Set only if absent; resolves true when this call set it. */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
+  del(key: string): Promise<void>;
+  /** Increment a counter that expires ttlMs after its first increment; resolves the new value. */
+  incr(key: string, ttlMs: number): Promise<number>;
+
+  /** True when the backing service answers (readiness). */
+  ping(): Promise<boolean>;
+  /** Close every connection; pending subscriptions are dropped. */
+  close(): Promise<void>;
+}
