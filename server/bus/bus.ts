@@ -16,6 +16,12 @@ export interface Bus {
   subscribe(channel: string, handler: (payload: string) => void): Promise<void>;
   /** Remove a handler; the channel itself is dropped when its last handler goes. */
   unsubscribe(channel: string, handler: (payload: string) => void): Promise<void>;
+  /**
+   * Call listener each time pub/sub is live again after a gap (a lost Redis connection) during
+   * which publishes may have been missed: waiters should re-read the database then. Returns a
+   * function that removes the listener. The in-process bus never has a gap.
+   */
+  onResume(listener: () => void): () => void;
 
   /**
    * Record a heartbeat of user on node at atMs (user → node → time, plus a sorted set by time).

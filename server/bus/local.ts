@@ -146,6 +146,11 @@ export class LocalBus implements Bus {
     if (regs.length === 0) this.hub.channels.delete(channel);
   }
 
+  /** Never called: in one process there is no gap in which a publish could be lost. */
+  onResume(_listener: () => void): () => void {
+    return () => {};
+  }
+
   async heartbeat(userId: string, nodeId: string, atMs: number): Promise<boolean> {
     this.checkOpen();
     const prev = this.hub.presence.get(userId);

@@ -85,6 +85,7 @@ export interface RedisBusOptions {
  */
 export class RedisBus implements Bus {
   private readonly channels = new Map<string, Channel>();
+  private readonly resumeListeners = new Set<() => void>();
   private readonly presenceLast: string;
   private readonly presenceNode: string;
   private closed = false;
@@ -98,6 +99,22 @@ export class RedisBus implements Bus {
     this.presenceLast = `${prefix}presence:last`;
     this.presenceNode = `${prefix}presence:node`;
     sub.on('message', (channel: string, payload: string) => this.dispatch(channel, payload));
+    let gap = false;
+    sub.on('close', () => {
+      gap = true;
+    });
+    sub.on('ready', () => {
+      if (!gap || this.closed) return;
+      gap = false;
+      // ioredis emits 'ready' just before it sends the re-SUBSCRIBEs; a PING queued after them
+      // answers only once Redis has processed them, so listeners re-read with the channels live.
+      queueMicrotask(() => {
+        this.sub.ping().then(
+          () => this.resumed(),
+          (err: unknown) => this.log.warn({ err }, 'subscriber PING after reconnect failed'),
+        );
+      });
+    });
   }
 
   /** Open both connections; rejects (leaving nothing open) when Redis cannot be reached. */
@@ -174,6 +191,24 @@ export class RedisBus implements Bus {
     } catch (err) {
       // Harmless: messages on a channel without handlers are dropped; the next sync retries.
       this.log.warn({ err, channel }, 'UNSUBSCRIBE failed');
+    }
+  }
+
+  onResume(listener: () => void): () => void {
+    this.resumeListeners.add(listener);
+    return () => {
+      this.resumeListeners.delete(listener);
+    };
+  }
+
+  private resumed(): void {
+    this.log.info({ channels: this.channels.size }, 'pub/sub resumed after a gap; waiters re-read');
+    for (const listener of [...this.resumeListeners]) {
+      try {
+        listener();
+      } catch (err) {
+        this.log.error({ err }, 'resume listener threw');
+      }
     }
   }
 
@@ -294,6 +329,7 @@ export class RedisBus implements Bus {
     if (this.closed) return;
     this.closed = true;
     this.channels.clear();
+    this.resumeListeners.clear();
     await Promise.all([quit(this.cmd), quit(this.sub)]);
   }
 }

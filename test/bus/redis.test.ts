@@ -76,24 +76,30 @@ describe('RedisBus', function () {
       }
     });
 
-    it('re-subscribes after its subscriber connection dropped', async function () {
+    it('re-subscribes after its subscriber connection dropped, and says so through onResume', async function () {
       const bus = await RedisBus.connect({ url, prefix, log });
       try {
         const sub = (bus as unknown as { sub: Redis }).sub;
         const got: string[] = [];
         await bus.subscribe('user:reconnect', (p) => got.push(p));
-        const back = new Promise<void>((resolve) => sub.once('ready', () => resolve()));
+        let resumes = 0;
+        const resumed = new Promise<void>((resolve) =>
+          bus.onResume(() => {
+            resumes++;
+            resolve();
+          }),
+        );
+        const removed = bus.onResume(() => expect.fail('a removed listener was called'));
+        removed();
         sub.stream.destroy();
-        await back;
-        // The re-SUBSCRIBE is sent on 'ready'; wait until Redis counts it again.
-        for (let i = 0; i < 200; i++) {
-          const [, n] = (await admin!.pubsub('NUMSUB', `${prefix}user:reconnect`)) as [string, number];
-          if (Number(n) === 1) break;
-          await new Promise((r) => setTimeout(r, 10));
-        }
+        await resumed;
+        // No polling: onResume promises the channels are live again.
+        const [, n] = (await admin!.pubsub('NUMSUB', `${prefix}user:reconnect`)) as [string, number];
+        expect(Number(n)).to.equal(1);
         await bus.publish('user:reconnect', 'after the drop');
         for (let i = 0; i < 200 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
         expect(got).to.deep.equal(['after the drop']);
+        expect(resumes).to.equal(1);
       } finally {
         await bus.close();
       }
