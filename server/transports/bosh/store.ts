@@ -1,0 +1,96 @@
+/**
+ * BOSH sessions in the shared key-value store, so any node can answer any request of any sid.
+ *
+ * Every change to a session happens under a per-sid lock: requests of one sid may land on two
+ * nodes at the same instant, and XEP-0124 wants their payloads processed in rid order. The lock
+ * is two-level: an in-process queue (contenders on one node wait without touching the Bus), then
+ * a Bus key set-if-absent with a short expiry (contenders across nodes retry with backoff). The
+ * expiry only matters if a node dies holding the lock: the session is then stuck for LOCK_TTL_MS
+ * at most, never forever.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Bus } from '../../bus/bus.js';
+import { storeTtlMs, type SessionState } from './session.js';
+
+/** 10 s: far above the few ms a locked section takes (one database write), short enough to heal a dead node. */
+const LOCK_TTL_MS = 10_000;
+/** 8 s: give up waiting for the lock before the lock itself would expire; the client retries the rid. */
+const LOCK_WAIT_MS = 8_000;
+
+/** The session could not be locked in time (another node is slow or died holding it). */
+export class LockTimeout extends Error {
+  constructor(sid: string) {
+    super(`BOSH session ${sid} is busy`);
+    this.name = 'LockTimeout';
+  }
+}
+
+/** What a locked update decides: keep the (mutated) state, or drop the session. */
+export type Outcome<T> = { result: T; save: SessionState | null; drop?: boolean };
+
+/** Shared BOSH session storage over the Bus key-value store. */
+export class SessionStore {
+  private readonly local = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly bus: Bus) {}
+
+  private key(sid: string): string {
+    return `bosh:s:${sid}`;
+  }
+
+  /** Read a session without locking (for decisions a later locked step re-checks). */
+  async get(sid: string): Promise<SessionState | null> {
+    const raw = await this.bus.get(this.key(sid));
+    return raw ? (JSON.parse(raw) as SessionState) : null;
+  }
+
+  /** Store a new session; false if the sid is somehow taken. */
+  async create(s: SessionState): Promise<boolean> {
+    return this.bus.setIfAbsent(this.key(s.sid), JSON.stringify(s), storeTtlMs(s));
+  }
+
+  /**
+   * Run `fn` on the current state of `sid` under the session lock, then save what it returns
+   * (`save: null` keeps the stored state untouched, `drop: true` deletes the session).
+   */
+  async update<T>(sid: string, fn: (s: SessionState | null) => Promise<Outcome<T>> | Outcome<T>): Promise<T> {
+    // In-process queue: chain behind the previous holder on this node.
+    const prev = this.local.get(sid) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const chained = prev.then(() => mine);
+    this.local.set(sid, chained);
+    await prev.catch(() => undefined);
+    try {
+      return await this.withBusLock(sid, async () => {
+        const s = await this.get(sid);
+        const out = await fn(s);
+        if (out.drop) await this.bus.del(this.key(sid));
+        else if (out.save) await this.bus.set(this.key(sid), JSON.stringify(out.save), storeTtlMs(out.save));
+        return out.result;
+      });
+    } finally {
+      release();
+      if (this.local.get(sid) === chained) this.local.delete(sid);
+    }
+  }
+
+  private async withBusLock<T>(sid: string, fn: () => Promise<T>): Promise<T> {
+    const lockKey = `bosh:l:${sid}`;
+    const token = randomBytes(8).toString('hex');
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    let backoff = 1;
+    while (!(await this.bus.setIfAbsent(lockKey, token, LOCK_TTL_MS))) {
+      if (Date.now() > deadline) throw new LockTimeout(sid);
+      await new Promise((r) => setTimeout(r, backoff));
+      // Up to 16 ms: a locked section is a few ms, so waiting longer only adds latency.
+      backoff = Math.min(backoff * 2, 16);
+    }
+    try {
+      return await fn();
+    } finally {
+      // Only release what is still ours; if it expired and another node took it, leave it alone.
+      if ((await this.bus.get(lockKey)) === token) await this.bus.del(lockKey);
+    }
+  }
+}
