@@ -1,0 +1,81 @@
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Deps } from './deps.js';
+import { apiRouter } from './http/api.js';
+import { errorHandler, notFound } from './http/errors.js';
+
+const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'public');
+
+/** CORS for the API and BOSH: allowed origins from configuration; tokens travel in headers, not cookies. */
+function cors(origins: string[] | '*'): express.RequestHandler {
+  return (req, res, next) => {
+    const origin = req.headers.origin;
+    if (origin && (origins === '*' || origins.includes(origin))) {
+      res.setHeader('Access-Control-Allow-Origin', origins === '*' ? '*' : origin);
+      res.setHeader('Vary', 'Origin');
+      res.setHeader('Access-Control-Allow-Methods', 'GET, POST, DELETE, OPTIONS');
+      res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type');
+      res.setHeader('Access-Control-Max-Age', '86400');
+    }
+    if (req.method === 'OPTIONS') {
+      res.status(204).end();
+      return;
+    }
+    next();
+  };
+}
+
+/** Build the Express app over its dependencies. It never listens: main.ts and the tests do. */
+export function createApp(deps: Deps): Express {
+  const { config, log, metrics } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', true); // behind Heroku's router and nginx: the client address is in X-Forwarded-For
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: {
+          defaultSrc: ["'self'"],
+          imgSrc: ["'self'", 'data:', 'blob:'],
+          connectSrc: ["'self'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          objectSrc: ["'none'"],
+          frameAncestors: ["'none'"],
+        },
+      },
+      crossOriginResourcePolicy: { policy: 'same-site' },
+    }),
+  );
+  app.use((req, res, next) => {
+    res.on('finish', () => {
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'other';
+      metrics.httpRequests.inc({ route: `${req.method} ${req.baseUrl}${route}`, status: `${Math.floor(res.statusCode / 100)}xx` });
+    });
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => void res.json({ ok: true }));
+  app.get('/readyz', async (_req, res) => {
+    const [db, bus] = await Promise.all([deps.db.ping(), deps.bus.ping()]);
+    res.status(db && bus ? 200 : 503).json({ ok: db && bus, database: db, bus });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  const parsers = [
+    express.json({ limit: config.bodyLimit, type: ['application/json', 'application/*+json'] }),
+    express.urlencoded({ extended: false, limit: config.bodyLimit, parameterLimit: 200 }),
+  ];
+  const api = apiRouter(deps);
+  app.use('/api', cors(config.corsOrigins), ...parsers, api.router);
+  app.use('/api', notFound);
+
+  app.use(express.static(PUBLIC_DIR, { index: 'index.html', maxAge: '1h' }));
+  app.use(notFound);
+  app.use(errorHandler(log.child({ module: 'http' })));
+  return app;
+}

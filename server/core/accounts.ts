@@ -1,0 +1,108 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Bus } from '../bus/bus.js';
+import type { Store } from '../store/store.js';
+import { errors } from './errors.js';
+import { DUMMY_HASH, hashPassword, verifyPassword } from './passwords.js';
+
+/** An authenticated user. */
+export interface Principal {
+  id: number;
+  name: string;
+}
+
+/** How long a node trusts a cached token lookup; logout also clears it on every node at once via the bus. */
+const TOKEN_CACHE_MS = 60_000;
+const TOKEN_CACHE_LIMIT = 50_000;
+/** The bus channel on which logouts are announced to every node. */
+export const REVOKE_CHANNEL = 'tokens:revoked';
+
+const NAME = /^[a-z0-9._-]{1,32}$/;
+
+/** Normalise and check a user name: 1–32 of a-z 0-9 . _ -, case-insensitive. */
+export function normaliseName(raw: unknown): string {
+  if (typeof raw !== 'string') throw errors.badRequest('name is required', 'bad_name');
+  const name = raw.trim().toLowerCase();
+  if (!NAME.test(name)) throw errors.badRequest('name must be 1-32 of a-z 0-9 . _ -', 'bad_name');
+  return name;
+}
+
+function checkPassword(raw: unknown): string {
+  if (typeof raw !== 'string') throw errors.badRequest('password is required', 'bad_password');
+  if (raw.length < 8 || raw.length > 256) throw errors.badRequest('password must be 8-256 characters', 'bad_password');
+  return raw;
+}
+
+function tokenHash(token: string): Buffer {
+  return createHash('sha256').update(token).digest();
+}
+
+/** Accounts: registration, login, logout and token checks. Tokens are random and stored hashed. */
+export class Accounts {
+  private readonly cache = new Map<string, { principal: Principal; until: number }>();
+  private readonly onRevoke = (hashHex: string) => void this.cache.delete(hashHex);
+
+  constructor(private readonly store: Store, private readonly bus: Bus, private readonly now: () => number = Date.now) {}
+
+  /** Listen for logouts made on other nodes. */
+  async start(): Promise<void> {
+    await this.bus.subscribe(REVOKE_CHANNEL, this.onRevoke);
+  }
+
+  async stop(): Promise<void> {
+    await this.bus.unsubscribe(REVOKE_CHANNEL, this.onRevoke);
+  }
+
+  /** Register a new user and give it a first token (device). */
+  async register(rawName: unknown, rawPassword: unknown): Promise<{ user: Principal; token: string }> {
+    const name = normaliseName(rawName);
+    const password = checkPassword(rawPassword);
+    const row = await this.store.createUser(name, await hashPassword(password));
+    if (!row) throw errors.conflict('that name is taken', 'name_taken');
+    const user = { id: Number(row.id), name: row.name };
+    return { user, token: await this.issue(user) };
+  }
+
+  /** Log in with name and password; every login is a new device token. */
+  async login(rawName: unknown, rawPassword: unknown): Promise<{ user: Principal; token: string }> {
+    const user = await this.check(rawName, rawPassword);
+    if (!user) throw errors.badCredentials();
+    return { user, token: await this.issue(user) };
+  }
+
+  /** Check a name and password (SASL PLAIN uses this too); null when wrong. */
+  async check(rawName: unknown, rawPassword: unknown): Promise<Principal | null> {
+    if (typeof rawName !== 'string' || typeof rawPassword !== 'string' || rawPassword.length > 256) return null;
+    const row = await this.store.userByName(rawName.trim().toLowerCase());
+    const ok = await verifyPassword(rawPassword, row?.pass_hash ?? DUMMY_HASH);
+    return row && ok ? { id: Number(row.id), name: row.name } : null;
+  }
+
+  /** The user a token belongs to, or null. */
+  async authenticate(token: string): Promise<Principal | null> {
+    if (!/^[A-Za-z0-9_-]{20,100}$/.test(token)) return null;
+    const hash = tokenHash(token);
+    const key = hash.toString('hex');
+    const hit = this.cache.get(key);
+    if (hit && hit.until > this.now()) return hit.principal;
+    const user = await this.store.userByToken(hash);
+    if (!user) return null;
+    const principal = { id: Number(user.id), name: user.name };
+    if (this.cache.size >= TOKEN_CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
+    this.cache.set(key, { principal, until: this.now() + TOKEN_CACHE_MS });
+    return principal;
+  }
+
+  /** Revoke a token on every node. */
+  async logout(token: string): Promise<void> {
+    const hash = tokenHash(token);
+    await this.store.deleteToken(hash);
+    this.cache.delete(hash.toString('hex'));
+    await this.bus.publish(REVOKE_CHANNEL, hash.toString('hex'));
+  }
+
+  private async issue(user: Principal): Promise<string> {
+    const token = randomBytes(32).toString('base64url');
+    await this.store.createToken(tokenHash(token), user.id);
+    return token;
+  }
+}

@@ -1,0 +1,47 @@
+import type { Logger } from 'pino';
+import type { Bus } from '../bus/bus.js';
+import type { Store } from '../store/store.js';
+import { Accounts } from './accounts.js';
+import { Keyring } from './keys.js';
+import { Messaging } from './messaging.js';
+import { Notifier } from './notifier.js';
+import { Presence } from './presence.js';
+import { Streams } from './streams.js';
+
+/** The domain, assembled: what the HTTP routes and the transports call. No express, pg or ioredis here. */
+export class Core {
+  readonly accounts: Accounts;
+  readonly keys: Keyring;
+  readonly notifier: Notifier;
+  readonly messaging: Messaging;
+  readonly streams: Streams;
+  readonly presence: Presence;
+
+  constructor(opts: {
+    store: Store;
+    bus: Bus;
+    masterKey: Buffer;
+    nodeId: string;
+    log: Logger;
+    onSent?: (n: number) => void;
+  }) {
+    this.accounts = new Accounts(opts.store, opts.bus);
+    this.keys = new Keyring(opts.masterKey);
+    this.notifier = new Notifier(opts.bus, opts.log);
+    this.messaging = new Messaging(opts.store, this.keys, this.notifier, opts.log, opts.onSent);
+    this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
+    this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log);
+  }
+
+  /** Start background work: logout broadcasts, presence sweeping. */
+  async start(): Promise<void> {
+    await this.accounts.start();
+    this.presence.start();
+  }
+
+  /** Stop background work and flush what is pending. */
+  async stop(): Promise<void> {
+    await this.presence.stop();
+    await this.accounts.stop();
+  }
+}

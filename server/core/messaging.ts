@@ -1,0 +1,329 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ConversationRow, MemberPosition, Store, StoredMessage } from '../store/store.js';
+import type { Principal } from './accounts.js';
+import { normaliseName } from './accounts.js';
+import { errors } from './errors.js';
+import { GroupCommit } from './group-commit.js';
+import type { Keyring } from './keys.js';
+import type { Notifier } from './notifier.js';
+import type { NewMessage, SendOutcome } from '../store/store.js';
+
+/** Longest message text, characters. */
+export const MAX_TEXT = 16_000;
+/** Largest group. */
+export const MAX_MEMBERS = 500;
+/** Longest client_id. */
+const MAX_CLIENT_ID = 128;
+/** History pages: default and largest size. */
+export const HISTORY_DEFAULT = 50;
+export const HISTORY_MAX = 200;
+
+/** A message as the API shows it. */
+export interface MessageView {
+  id: string;
+  conversation: string;
+  seq: number;
+  from: string;
+  text: string;
+  attachment?: unknown;
+  client_id?: string;
+  sent_at: string;
+  status?: 'sent' | 'delivered' | 'read';
+  delivered_to?: string[];
+  read_by?: string[];
+}
+
+/** A conversation as the API shows it. */
+export interface ConversationView {
+  id: string;
+  kind: 'direct' | 'group';
+  title: string | null;
+  members: string[];
+  unread?: number;
+  last_message?: MessageView | null;
+}
+
+/** What a send needs besides the conversation. */
+export interface SendInput {
+  text?: unknown;
+  clientId?: unknown;
+  /** Set by the files route: the attachment of an uploaded file. */
+  attachment?: Record<string, unknown> | null;
+}
+
+/** A random opaque id: 16 bytes, base64url. */
+export function newId(prefix: string): string {
+  return prefix + randomBytes(16).toString('base64url');
+}
+
+/** Conversations and messages: the heart of Parley. */
+export class Messaging {
+  private readonly sends: GroupCommit<NewMessage, SendOutcome>;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly store: Store,
+    private readonly keys: Keyring,
+    private readonly notifier: Notifier,
+    log: Logger,
+    private readonly onSent: (n: number) => void = () => undefined,
+  ) {
+    this.log = log.child({ module: 'messaging' });
+    this.sends = new GroupCommit(async (items) => {
+      const { outcomes, heads } = await this.store.sendBatch(items);
+      this.notifier.wake(heads);
+      return outcomes;
+    });
+  }
+
+  /** The conversation if the user is a member: 404 when it does not exist, 403 when not a member. */
+  async requireMember(conversationId: unknown, user: Principal): Promise<ConversationRow> {
+    if (typeof conversationId !== 'string' || conversationId.length > 64) throw errors.notFound('conversation');
+    const conv = await this.store.conversation(conversationId);
+    if (!conv) throw errors.notFound('conversation');
+    if (!(await this.store.isMember(conv.id, user.id))) throw errors.forbidden('you are not a member of this conversation');
+    return conv;
+  }
+
+  /** The data key of a conversation. */
+  keyOf(conv: Pick<ConversationRow, 'id' | 'wrapped_key'>): Buffer {
+    return this.keys.key(conv.id, conv.wrapped_key);
+  }
+
+  /** The direct conversation with another user, created when missing. */
+  async openDirect(me: Principal, rawName: unknown): Promise<{ conversation: ConversationView; created: boolean }> {
+    const name = normaliseName(rawName);
+    if (name === me.name) throw errors.badRequest('a direct conversation needs another user', 'self_conversation');
+    const other = await this.store.userByName(name);
+    if (!other) throw errors.notFound('user');
+    const otherId = Number(other.id);
+    let conv = await this.store.directConversation(me.id, otherId);
+    let created = false;
+    if (!conv) {
+      const id = newId('d');
+      const { wrapped } = this.keys.create(id);
+      const heads = await this.store.createConversation({
+        id,
+        kind: 'direct',
+        title: null,
+        wrappedKey: wrapped,
+        ownerId: me.id,
+        memberIds: [me.id, otherId],
+      });
+      if (heads) {
+        created = true;
+        this.notifier.wake(heads);
+      }
+      conv = await this.store.directConversation(me.id, otherId);
+    }
+    return { conversation: (await this.views(me, [conv!.id]))[0]!, created };
+  }
+
+  /** Create a group with me and the named members. */
+  async createGroup(me: Principal, rawTitle: unknown, rawMembers: unknown): Promise<ConversationView> {
+    const title = typeof rawTitle === 'string' ? rawTitle.trim() : '';
+    if (title.length < 1 || title.length > 100) throw errors.badRequest('title must be 1-100 characters', 'bad_title');
+    const list = typeof rawMembers === 'string' ? rawMembers.split(',') : rawMembers;
+    if (!Array.isArray(list)) throw errors.badRequest('members must be a list of names', 'bad_members');
+    const names = [...new Set(list.map((n) => normaliseName(n)))].filter((n) => n !== me.name);
+    if (names.length + 1 > MAX_MEMBERS) throw errors.badRequest(`a group has at most ${MAX_MEMBERS} members`, 'bad_members');
+    const users = await this.store.usersByNames(names);
+    if (users.length !== names.length) {
+      const found = new Set(users.map((u) => u.name));
+      throw errors.notFound(`user ${names.filter((n) => !found.has(n)).join(', ')}`);
+    }
+    const id = newId('g');
+    const { wrapped } = this.keys.create(id);
+    const heads = await this.store.createConversation({
+      id,
+      kind: 'group',
+      title,
+      wrappedKey: wrapped,
+      ownerId: me.id,
+      memberIds: [me.id, ...users.map((u) => Number(u.id))],
+    });
+    if (heads) this.notifier.wake(heads);
+    return (await this.views(me, [id]))[0]!;
+  }
+
+  /** Add a member to a group (any member may). */
+  async addMember(me: Principal, conversationId: unknown, rawName: unknown): Promise<void> {
+    const conv = await this.requireMember(conversationId, me);
+    if (conv.kind !== 'group') throw errors.badRequest('members can only be added to groups', 'not_a_group');
+    const user = await this.store.userByName(normaliseName(rawName));
+    if (!user) throw errors.notFound('user');
+    const count = (await this.store.members([conv.id])).length;
+    if (count >= MAX_MEMBERS) throw errors.conflict(`a group has at most ${MAX_MEMBERS} members`, 'group_full');
+    const { heads } = await this.store.changeMembers(conv.id, { add: Number(user.id) });
+    this.notifier.wake(heads);
+  }
+
+  /** Remove a member from a group: anyone may leave; only the owner removes others. */
+  async removeMember(me: Principal, conversationId: unknown, rawName: unknown): Promise<void> {
+    const conv = await this.requireMember(conversationId, me);
+    if (conv.kind !== 'group') throw errors.badRequest('members can only be removed from groups', 'not_a_group');
+    const name = normaliseName(rawName);
+    const members = await this.store.members([conv.id]);
+    const target = members.find((m) => m.name === name);
+    if (!target) throw errors.notFound('member');
+    const mine = members.find((m) => m.userId === me.id);
+    if (target.userId !== me.id && mine?.role !== 'owner') throw errors.forbidden('only the group owner removes other members');
+    const { heads } = await this.store.changeMembers(conv.id, { remove: target.userId });
+    this.notifier.wake(heads);
+  }
+
+  /** Send a text (and maybe an attachment). A client_id already used by me here returns the first message. */
+  async send(me: Principal, conversationId: unknown, input: SendInput): Promise<{ message: MessageView; created: boolean }> {
+    const conv = await this.requireMember(conversationId, me);
+    const text = input.text === undefined || input.text === null ? '' : input.text;
+    if (typeof text !== 'string') throw errors.badRequest('text must be a string', 'bad_text');
+    if (text.length > MAX_TEXT) throw errors.tooLarge(`text is longer than ${MAX_TEXT} characters`);
+    if (text.trim().length === 0 && !input.attachment) throw errors.badRequest('text is required', 'bad_text');
+    let clientId: string | null = null;
+    if (input.clientId !== undefined && input.clientId !== null && input.clientId !== '') {
+      if (typeof input.clientId !== 'string' || input.clientId.length > MAX_CLIENT_ID) {
+        throw errors.badRequest(`client_id must be a string of at most ${MAX_CLIENT_ID} characters`, 'bad_client_id');
+      }
+      clientId = input.clientId;
+    }
+    const id = newId('m');
+    const body = this.keys.sealText(this.keyOf(conv), conv.id, id, text);
+    const outcome = await this.sends.submit({
+      id,
+      conversationId: conv.id,
+      senderId: me.id,
+      body,
+      clientId,
+      attachment: input.attachment ?? null,
+    });
+    if (!outcome.ok) {
+      throw outcome.reason === 'not_member' ? errors.forbidden('you are not a member of this conversation') : errors.notFound('conversation');
+    }
+    if (outcome.created) this.onSent(1);
+    const [view] = await this.renderMessages(me, [outcome.message]);
+    return { message: view!, created: outcome.created };
+  }
+
+  /** A page of history: at most limit messages with seq < before, oldest first. */
+  async history(me: Principal, conversationId: unknown, rawBefore: unknown, rawLimit: unknown): Promise<MessageView[]> {
+    const conv = await this.requireMember(conversationId, me);
+    const before = rawBefore === undefined || rawBefore === '' ? Number.MAX_SAFE_INTEGER : Number(rawBefore);
+    if (!Number.isSafeInteger(before) || before < 0) throw errors.badRequest('before must be a sequence number', 'bad_before');
+    const limit = rawLimit === undefined || rawLimit === '' ? HISTORY_DEFAULT : Number(rawLimit);
+    if (!Number.isInteger(limit) || limit < 1) throw errors.badRequest('limit must be a positive integer', 'bad_limit');
+    const rows = await this.store.history(conv.id, before, Math.min(limit, HISTORY_MAX));
+    return this.renderMessages(me, rows);
+  }
+
+  /** I have read a conversation up to a seq. */
+  async markRead(me: Principal, conversationId: unknown, rawUpTo: unknown): Promise<void> {
+    const conv = await this.requireMember(conversationId, me);
+    const upTo = Number(rawUpTo);
+    if (!Number.isSafeInteger(upTo) || upTo < 0) throw errors.badRequest('up_to must be a sequence number', 'bad_up_to');
+    const heads = await this.store.markRead(me.id, me.name, conv.id, Math.min(upTo, conv.last_seq));
+    this.notifier.wake(heads);
+  }
+
+  /** I am typing: an ephemeral event to the other members' parked requests, not stored. */
+  async typing(me: Principal, conversationId: unknown): Promise<void> {
+    const conv = await this.requireMember(conversationId, me);
+    const members = await this.store.members([conv.id]);
+    this.notifier.ephemeral(
+      members.filter((m) => m.userId !== me.id).map((m) => m.userId),
+      { type: 'typing', conversation: conv.id, user: me.name, at: new Date().toISOString() },
+    );
+  }
+
+  /** My conversations as the API lists them. */
+  async list(me: Principal): Promise<ConversationView[]> {
+    const rows = await this.store.conversationsOf(me.id);
+    const lastMessages = rows.map((r) => r.lastMessage).filter((m): m is StoredMessage => m !== null);
+    const rendered = new Map((await this.renderMessages(me, lastMessages)).map((m) => [m.conversation, m]));
+    return rows.map((r) => ({
+      id: r.id,
+      kind: r.kind,
+      title: r.title,
+      members: r.members,
+      unread: r.unread,
+      last_message: rendered.get(r.id) ?? null,
+    }));
+  }
+
+  /** Views of some conversations (for events and creation answers), whether or not I am still a member. */
+  async views(me: Principal, ids: readonly string[]): Promise<ConversationView[]> {
+    const unique = [...new Set(ids)];
+    const members = await this.store.members(unique);
+    const out: ConversationView[] = [];
+    for (const id of unique) {
+      const conv = await this.store.conversation(id);
+      if (!conv) continue;
+      out.push({ id, kind: conv.kind, title: conv.title, members: members.filter((m) => m.conversationId === id).map((m) => m.name) });
+    }
+    return out;
+  }
+
+  /**
+   * Render stored messages for a viewer: open the text and, for the viewer's own messages, work
+   * out the status from the other members' positions (in groups the least advanced member).
+   */
+  async renderMessages(me: Principal, messages: readonly StoredMessage[]): Promise<MessageView[]> {
+    if (messages.length === 0) return [];
+    const mine = [...new Set(messages.filter((m) => m.senderId === me.id).map((m) => m.conversationId))];
+    const positions = await this.store.members(mine);
+    const byConv = new Map<string, MemberPosition[]>();
+    for (const p of positions) {
+      if (p.userId === me.id) continue;
+      const list = byConv.get(p.conversationId) ?? [];
+      list.push(p);
+      byConv.set(p.conversationId, list);
+    }
+    const wrapped = new Map<string, Buffer>();
+    const out: MessageView[] = [];
+    for (const m of messages) {
+      let key = wrapped.get(m.conversationId);
+      if (!key) {
+        const conv = await this.store.conversation(m.conversationId);
+        if (!conv) continue;
+        key = this.keyOf(conv);
+        wrapped.set(m.conversationId, key);
+      }
+      let text: string;
+      try {
+        text = this.keys.openText(key, m.conversationId, m.id, m.body);
+      } catch (err) {
+        this.log.error({ err, message: m.id }, 'message failed to open: wrong key or tampered row');
+        text = '';
+      }
+      const view: MessageView = {
+        id: m.id,
+        conversation: m.conversationId,
+        seq: m.seq,
+        from: m.senderName,
+        text,
+        sent_at: m.sentAt.toISOString(),
+      };
+      if (m.attachment) view.attachment = m.attachment;
+      if (m.clientId !== null && m.senderId === me.id) view.client_id = m.clientId;
+      if (m.senderId === me.id) Object.assign(view, statusOf(m.seq, byConv.get(m.conversationId) ?? []));
+      out.push(view);
+    }
+    return out;
+  }
+}
+
+/** Status of a message of mine from the other members' positions. */
+export function statusOf(
+  seq: number,
+  others: readonly MemberPosition[],
+): Pick<MessageView, 'status' | 'delivered_to' | 'read_by'> {
+  const deliveredTo = others.filter((o) => o.deliveredSeq >= seq).map((o) => o.name);
+  const readBy = others.filter((o) => o.readSeq >= seq).map((o) => o.name);
+  const status =
+    others.length > 0 && readBy.length === others.length
+      ? 'read'
+      : others.length > 0 && deliveredTo.length === others.length
+        ? 'delivered'
+        : 'sent';
+  return others.length > 1 ? { status, delivered_to: deliveredTo, read_by: readBy } : { status };
+}

@@ -1,0 +1,114 @@
+import type { Logger } from 'pino';
+import type { Store, StreamEntry } from '../store/store.js';
+import type { Principal } from './accounts.js';
+import { errors } from './errors.js';
+import type { Messaging } from './messaging.js';
+import type { Notifier } from './notifier.js';
+
+/** Most events in one answer; `limited: true` tells the client more are waiting. */
+export const BATCH_LIMIT = 500;
+
+/** A batch of a user's stream as the API answers it. */
+export interface Batch {
+  cursor: string;
+  events: Array<Record<string, unknown>>;
+  limited?: boolean;
+}
+
+/** Cursors are opaque to clients: "1-" and the stream position in base 36 (the 1 is a format version). */
+export function encodeCursor(seq: number): string {
+  return `1-${seq.toString(36)}`;
+}
+
+/** Decode a cursor; null when malformed. */
+export function decodeCursor(text: unknown): number | null {
+  if (typeof text !== 'string' || !/^1-[0-9a-z]{1,11}$/.test(text)) return null;
+  const n = parseInt(text.slice(2), 36);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/** Per-user event streams: reading from a cursor, acknowledging, rendering entries as events. */
+export class Streams {
+  private readonly log: Logger;
+  constructor(
+    private readonly store: Store,
+    private readonly messaging: Messaging,
+    private readonly notifier: Notifier,
+    log: Logger,
+  ) {
+    this.log = log.child({ module: 'streams' });
+  }
+
+  /**
+   * Resolve where a poll starts: `since` checked against the stream (400 bad_cursor when
+   * malformed or beyond its end) and acknowledged; without it, the oldest unacknowledged event.
+   */
+  async start(user: Principal, since: unknown): Promise<number> {
+    const pos = await this.store.streamPosition(user.id);
+    if (since === undefined || since === null || since === '') return pos.acked;
+    const seq = decodeCursor(since);
+    if (seq === null || seq > pos.head) throw errors.badCursor();
+    if (seq > pos.acked) await this.acknowledge(user, seq);
+    return seq;
+  }
+
+  /** A device acknowledged the stream up to seq: messages become delivered, senders get receipts. */
+  async acknowledge(user: Principal, seq: number): Promise<void> {
+    try {
+      this.notifier.wake(await this.store.acknowledge(user.id, user.name, seq));
+    } catch (err) {
+      // The poll still answers; the next acknowledgement covers this one.
+      this.log.warn({ err, user: user.id }, 'acknowledge failed');
+    }
+  }
+
+  /** Read and render the events after a position. */
+  async read(user: Principal, after: number): Promise<Batch> {
+    const entries = await this.store.readStream(user.id, after, BATCH_LIMIT + 1);
+    const limited = entries.length > BATCH_LIMIT;
+    const page = limited ? entries.slice(0, BATCH_LIMIT) : entries;
+    const last = page.length > 0 ? page[page.length - 1]!.seq : after;
+    const batch: Batch = { cursor: encodeCursor(last), events: await this.render(user, page) };
+    if (limited) batch.limited = true;
+    return batch;
+  }
+
+  /** An empty answer at a position. */
+  empty(after: number): Batch {
+    return { cursor: encodeCursor(after), events: [] };
+  }
+
+  private async render(user: Principal, entries: readonly StreamEntry[]): Promise<Array<Record<string, unknown>>> {
+    const messages = await this.messaging.renderMessages(
+      user,
+      entries.flatMap((e) => (e.message ? [e.message] : [])),
+    );
+    const byId = new Map(messages.map((m) => [m.id, m]));
+    const convIds = entries.filter((e) => e.type === 'conversation' && e.conversationId).map((e) => e.conversationId!);
+    const convs = new Map((await this.messaging.views(user, convIds)).map((c) => [c.id, c]));
+    const out: Array<Record<string, unknown>> = [];
+    for (const e of entries) {
+      switch (e.type) {
+        case 'message': {
+          const m = e.message && byId.get(e.message.id);
+          if (m) out.push({ type: 'message', message: m });
+          break;
+        }
+        case 'receipt':
+          out.push({ type: 'receipt', conversation: e.conversationId, ...e.payload });
+          break;
+        case 'presence':
+          out.push({ type: 'presence', ...e.payload });
+          break;
+        case 'conversation': {
+          const c = convs.get(e.conversationId!);
+          if (c) out.push({ type: 'conversation', conversation: c, change: e.payload?.change });
+          break;
+        }
+        default:
+          out.push({ type: e.type, ...e.payload });
+      }
+    }
+    return out;
+  }
+}

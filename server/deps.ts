@@ -1,0 +1,101 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Bus } from './bus/bus.js';
+import { LocalBus } from './bus/local.js';
+import { RedisBus } from './bus/redis.js';
+import type { Config } from './config.js';
+import { Core } from './core/core.js';
+import { parseMasterKey } from './core/crypto.js';
+import { Metrics } from './core/metrics.js';
+import type { Database } from './store/db.js';
+import { EmbeddedDatabase } from './store/embedded.js';
+import { migrate } from './store/migrate.js';
+import { PostgresDatabase } from './store/postgres.js';
+import { Store } from './store/store.js';
+import { ParkingLot } from './transports/parking.js';
+
+/** Everything createApp needs, built from the configuration. */
+export interface Deps {
+  config: Config;
+  log: Logger;
+  db: Database;
+  store: Store;
+  bus: Bus;
+  core: Core;
+  lot: ParkingLot;
+  metrics: Metrics;
+}
+
+/** The master key: MASTER_KEY, or in embedded mode one generated into DATA_DIR (with a warning). */
+export function resolveMasterKey(config: Config, log: Logger): Buffer {
+  if (config.masterKey) return parseMasterKey(config.masterKey);
+  if (config.databaseUrl) throw new Error('MASTER_KEY is required with DATABASE_URL');
+  const file = path.join(config.dataDir, 'master.key');
+  try {
+    return parseMasterKey(readFileSync(file, 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  mkdirSync(config.dataDir, { recursive: true });
+  const key = randomBytes(32);
+  writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600 });
+  log.warn({ file }, 'MASTER_KEY not set: generated one into the data directory; back it up, or set MASTER_KEY');
+  return key;
+}
+
+/** Open the database (Postgres or embedded) and run the migrations it needs. */
+export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+  const db = config.databaseUrl
+    ? await PostgresDatabase.connect({ url: config.databaseUrl, schema: config.databaseSchema, log })
+    : await EmbeddedDatabase.open(path.join(config.dataDir, 'db'));
+  try {
+    await migrate(db, log);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  return db;
+}
+
+/** Open the bus: Redis when REDIS_URL is set, else in-process (one node only). */
+export async function openBus(config: Config, log: Logger): Promise<Bus> {
+  return config.redisUrl
+    ? RedisBus.connect({ url: config.redisUrl, prefix: config.redisPrefix, log })
+    : new LocalBus({ log });
+}
+
+/**
+ * Assemble the dependencies over an open database and bus. Tests pass their own shared ones;
+ * `close` stops what this built, and closes db and bus only when `owns` says so.
+ */
+export async function assemble(
+  config: Config,
+  log: Logger,
+  db: Database,
+  bus: Bus,
+  opts: { masterKey?: Buffer; defaultMetrics?: boolean } = {},
+): Promise<Deps> {
+  const store = new Store(db);
+  let metrics: Metrics | undefined;
+  const lot = new ParkingLot(bus, log, Date.now, (s) => metrics?.wakeLatency.observe(s));
+  metrics = new Metrics(() => lot.parked, opts.defaultMetrics ?? true);
+  const core = new Core({
+    store,
+    bus,
+    masterKey: opts.masterKey ?? resolveMasterKey(config, log),
+    nodeId: config.nodeId,
+    log,
+    onSent: (n) => metrics.messagesSent.inc(n),
+  });
+  await core.start();
+  lot.start();
+  return { config, log, db, store, bus, core, lot, metrics };
+}
+
+/** Stop what assemble started (parked requests answered first). */
+export async function disassemble(deps: Deps): Promise<void> {
+  await deps.lot.stop();
+  await deps.core.stop();
+}

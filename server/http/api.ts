@@ -1,0 +1,155 @@
+import { Router, type Request, type Response } from 'express';
+import type { Bus } from '../bus/bus.js';
+import type { Config } from '../config.js';
+import type { Core } from '../core/core.js';
+import { errors } from '../core/errors.js';
+import type { Store } from '../store/store.js';
+import { poll, parseWait } from '../transports/longpoll.js';
+import type { ParkingLot } from '../transports/parking.js';
+import { requireUser, userOf } from './auth.js';
+import { sendJson } from './errors.js';
+import { WindowLimiter } from './ratelimit.js';
+
+/** What the API routes need. */
+export interface ApiDeps {
+  config: Config;
+  core: Core;
+  store: Store;
+  bus: Bus;
+  lot: ParkingLot;
+}
+
+/** Failed logins are counted per name and per address for 15 minutes, on the bus (shared by all nodes). */
+const LOGIN_WINDOW_MS = 15 * 60_000;
+
+function body(req: Request): Record<string, unknown> {
+  const b: unknown = req.body;
+  return typeof b === 'object' && b !== null && !Array.isArray(b) ? (b as Record<string, unknown>) : {};
+}
+
+/** A field from the body, or the query string (for clients that can only do GET or forms). */
+function field(req: Request, name: string): unknown {
+  const b = body(req)[name];
+  return b !== undefined ? b : req.query[name];
+}
+
+/** The JSON API of PROTOCOL.md: accounts, contacts, conversations, messages, events. */
+export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typeof requireUser> } {
+  const { core, config, store, bus, lot } = deps;
+  const router = Router();
+  const perUser = new WindowLimiter(config.requestsPerMinute, 60_000, config.rateLimit);
+  const auth = requireUser(core, perUser);
+
+  async function limitShared(key: string, limit: number, windowMs: number, count: boolean): Promise<void> {
+    if (!config.rateLimit) return;
+    const n = count ? await bus.incr(key, windowMs) : Number((await bus.get(key)) ?? 0);
+    if (n > limit) throw errors.rateLimited(windowMs / 1000);
+  }
+
+  router.post('/register', async (req, res) => {
+    await limitShared(`rl:register:${req.ip}`, config.registrationsPerHour, 3_600_000, true);
+    const b = body(req);
+    const { user, token } = await core.accounts.register(b['name'], b['password']);
+    sendJson(res, 201, { user: { name: user.name }, token });
+  });
+
+  router.post('/login', async (req, res) => {
+    const b = body(req);
+    const name = typeof b['name'] === 'string' ? b['name'].trim().toLowerCase().slice(0, 64) : '';
+    const keys = [`rl:login:n:${name}`, `rl:login:a:${req.ip}`];
+    for (const k of keys) await limitShared(k, config.loginAttempts, LOGIN_WINDOW_MS, false);
+    try {
+      const { user, token } = await core.accounts.login(b['name'], b['password']);
+      sendJson(res, 200, { user: { name: user.name }, token });
+    } catch (err) {
+      for (const k of keys) await limitShared(k, Number.MAX_SAFE_INTEGER, LOGIN_WINDOW_MS, true);
+      throw err;
+    }
+  });
+
+  router.post('/logout', auth, async (_req, res) => {
+    await core.accounts.logout(res.locals['token'] as string);
+    res.status(204).end();
+  });
+
+  router.get('/me', auth, (_req, res) => sendJson(res, 200, { user: { name: userOf(res).name } }));
+
+  router.post('/heartbeat', auth, (_req, res) => void res.status(204).end());
+
+  router.get('/contacts', auth, async (_req, res) => {
+    const me = userOf(res);
+    const rows = await store.contacts(me.id);
+    const presence = await core.presence.of(rows.map((r) => ({ id: r.id, lastSeen: r.lastSeen })));
+    sendJson(res, 200, {
+      contacts: rows.map((r) => ({ name: r.name, ...presence.get(r.id)!, conversation: r.conversation })),
+    });
+  });
+
+  router.get('/conversations', auth, async (_req, res) => {
+    sendJson(res, 200, { conversations: await core.messaging.list(userOf(res)) });
+  });
+
+  router.post('/conversations', auth, async (req, res) => {
+    const me = userOf(res);
+    const withName = field(req, 'with');
+    if (withName !== undefined) {
+      const { conversation, created } = await core.messaging.openDirect(me, withName);
+      sendJson(res, created ? 201 : 200, { conversation });
+      return;
+    }
+    const members = field(req, 'members');
+    if (members === undefined && field(req, 'title') === undefined) {
+      throw errors.badRequest('give `with` for a direct conversation, or `title` and `members` for a group', 'bad_conversation');
+    }
+    sendJson(res, 201, { conversation: await core.messaging.createGroup(me, field(req, 'title'), members ?? []) });
+  });
+
+  router.post('/conversations/:id/members', auth, async (req, res) => {
+    await core.messaging.addMember(userOf(res), req.params['id'], field(req, 'name'));
+    res.status(204).end();
+  });
+
+  router.delete('/conversations/:id/members/:name', auth, async (req, res) => {
+    await core.messaging.removeMember(userOf(res), req.params['id'], req.params['name']);
+    res.status(204).end();
+  });
+
+  router.get('/conversations/:id/messages', auth, async (req, res) => {
+    const messages = await core.messaging.history(userOf(res), req.params['id'], req.query['before'], req.query['limit']);
+    sendJson(res, 200, { messages });
+  });
+
+  router.post('/conversations/:id/messages', auth, async (req, res) => {
+    const { message, created } = await core.messaging.send(userOf(res), req.params['id'], {
+      text: field(req, 'text'),
+      clientId: field(req, 'client_id'),
+    });
+    sendJson(res, created ? 201 : 200, { message });
+  });
+
+  router.post('/conversations/:id/read', auth, async (req, res) => {
+    await core.messaging.markRead(userOf(res), req.params['id'], field(req, 'up_to'));
+    res.status(204).end();
+  });
+
+  router.post('/conversations/:id/typing', auth, async (req, res) => {
+    await core.messaging.typing(userOf(res), req.params['id']);
+    res.status(204).end();
+  });
+
+  const events = async (req: Request, res: Response) => {
+    const me = userOf(res);
+    const wait = parseWait(field(req, 'wait'));
+    const aborted = new AbortController();
+    // A client that goes away frees its place at once, not when the wait runs out.
+    res.on('close', () => aborted.abort());
+    const batch = await poll(core.streams, lot, me, field(req, 'since'), wait, aborted.signal);
+    if (res.writableEnded || res.destroyed) return;
+    res.setHeader('Cache-Control', 'no-store');
+    sendJson(res, 200, batch);
+  };
+  router.get('/events', auth, events);
+  router.post('/events', auth, events);
+
+  return { router, auth };
+}

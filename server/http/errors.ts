@@ -1,0 +1,61 @@
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { Logger } from 'pino';
+import { AppError, errors } from '../core/errors.js';
+
+/** A JSONP callback name: an identifier path, nothing that could smuggle script. */
+export const CALLBACK = /^[A-Za-z_$][\w$]{0,63}(\.[A-Za-z_$][\w$]{0,63}){0,3}$/;
+
+/** Send a body as JSON, or as JSONP when the request asked with a valid callback. */
+export function sendJson(res: Response, status: number, body: unknown): void {
+  const cb = res.req.query['callback'];
+  if (typeof cb === 'string' && CALLBACK.test(cb) && res.req.method === 'GET') {
+    // JSONP cannot read a status: errors travel in the body with 200.
+    res
+      .status(200)
+      .type('application/javascript')
+      .setHeader('X-Content-Type-Options', 'nosniff')
+      .send(`/**/${cb}(${JSON.stringify(body)});`);
+    return;
+  }
+  res.status(status).json(body);
+}
+
+/** Map body-parser's own errors (bad JSON, too large, bad charset) onto Parley's codes. */
+function fromParser(err: { type?: string; status?: number }): AppError | null {
+  switch (err.type) {
+    case 'entity.parse.failed':
+      return errors.badRequest('request body is not valid JSON', 'bad_json');
+    case 'entity.too.large':
+      return errors.tooLarge();
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return errors.unsupportedType('unsupported body encoding');
+    case 'request.aborted':
+      return errors.badRequest('request aborted', 'aborted');
+    default:
+      return typeof err.status === 'number' && err.status >= 400 && err.status < 500
+        ? new AppError(err.status, 'bad_request', 'bad request')
+        : null;
+  }
+}
+
+/** The last middleware: every error becomes `{error: {code, message}}`; unknown ones are 500 and logged. */
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    const known = err instanceof AppError ? err : fromParser(err as { type?: string; status?: number });
+    if (res.headersSent) {
+      log.warn({ err, url: req.originalUrl }, 'error after headers were sent');
+      return;
+    }
+    if (known) {
+      for (const [k, v] of Object.entries(known.headers)) res.setHeader(k, v);
+      sendJson(res, known.status, { error: { code: known.code, message: known.message } });
+      return;
+    }
+    log.error({ err, method: req.method, url: req.path }, 'unexpected error');
+    sendJson(res, 500, { error: { code: 'internal', message: 'internal error' } });
+  };
+}
+
+/** 404 for any path no route took. */
+export const notFound: RequestHandler = (req, _res, next) => next(errors.notFound(`${req.method} ${req.path}`));

@@ -1,0 +1,754 @@
+import { isUniqueViolation, toBuffer, type Database, type Queryable } from './db.js';
+
+/**
+ * All of Parley's SQL, behind domain-shaped methods. It knows rows and sequence numbers, not HTTP
+ * nor encryption: bodies arrive sealed and leave sealed. Lock order everywhere:
+ * acks → conversations → members → users (users by id), so transactions never wait in a cycle.
+ */
+
+/** A user row. */
+export interface UserRow {
+  id: number;
+  name: string;
+  pass_hash: string;
+  last_seen: Date | null;
+}
+
+/** A conversation row. */
+export interface ConversationRow {
+  id: string;
+  kind: 'direct' | 'group';
+  title: string | null;
+  wrapped_key: Buffer;
+  last_seq: number;
+  created_at: Date;
+}
+
+/** A message as stored (body sealed). */
+export interface StoredMessage {
+  id: string;
+  conversationId: string;
+  seq: number;
+  senderId: number;
+  senderName: string;
+  sentAt: Date;
+  body: Buffer;
+  clientId: string | null;
+  attachment: unknown | null;
+}
+
+/** One entry of a user's event stream. Message entries carry the message row. */
+export interface StreamEntry {
+  seq: number;
+  type: string;
+  conversationId: string | null;
+  payload: Record<string, unknown> | null;
+  createdAt: Date;
+  message: StoredMessage | null;
+}
+
+/** An entry to append to a user's stream. */
+export interface NewEntry {
+  userId: number;
+  type: string;
+  conversationId?: string | null;
+  msgSeq?: number | null;
+  senderId?: number | null;
+  payload?: Record<string, unknown> | null;
+}
+
+/** A message to insert (already sealed). */
+export interface NewMessage {
+  id: string;
+  conversationId: string;
+  senderId: number;
+  body: Buffer;
+  clientId: string | null;
+  attachment: unknown | null;
+}
+
+/** Outcome of one message of a batch. */
+export type SendOutcome =
+  | { ok: true; message: StoredMessage; created: boolean }
+  | { ok: false; reason: 'not_member' | 'no_conversation' };
+
+/** Where each user's stream now ends, for the wake-ups published after commit. */
+export type Heads = Map<number, number>;
+
+/** A member's delivery and read position. */
+export interface MemberPosition {
+  conversationId: string;
+  userId: number;
+  name: string;
+  deliveredSeq: number;
+  readSeq: number;
+  role: 'owner' | 'member';
+}
+
+/** Read positions of a conversation for one viewer, plus its summary. */
+export interface ConversationSummary {
+  id: string;
+  kind: 'direct' | 'group';
+  title: string | null;
+  wrappedKey: Buffer;
+  lastSeq: number;
+  readSeq: number;
+  unread: number;
+  members: string[];
+  lastMessage: StoredMessage | null;
+}
+
+/** A contact: someone who shares a conversation with the viewer. */
+export interface ContactRow {
+  id: number;
+  name: string;
+  lastSeen: Date | null;
+  conversation: string | null;
+}
+
+type MessageRow = {
+  id: string;
+  conversation_id: string;
+  seq: number;
+  sender_id: number;
+  sender_name: string;
+  sent_at: Date;
+  body: unknown;
+  client_id: string | null;
+  attachment: unknown;
+};
+
+const MESSAGE_COLUMNS = `m.id, m.conversation_id, m.seq, m.sender_id, su.name AS sender_name, m.sent_at, m.body,
+  m.client_id, m.attachment`;
+
+function toMessage(r: MessageRow): StoredMessage {
+  return {
+    id: r.id,
+    conversationId: r.conversation_id,
+    seq: Number(r.seq),
+    senderId: Number(r.sender_id),
+    senderName: r.sender_name,
+    sentAt: r.sent_at,
+    body: toBuffer(r.body),
+    clientId: r.client_id,
+    attachment: r.attachment ?? null,
+  };
+}
+
+/** The key of the one direct conversation of a pair. */
+export function directKey(a: number, b: number): string {
+  return a < b ? `${a}:${b}` : `${b}:${a}`;
+}
+
+/** Parley's data access. */
+export class Store {
+  constructor(readonly db: Database) {}
+
+  // ---- accounts -------------------------------------------------------------------------
+
+  /** Create a user; resolves null when the name is taken. */
+  async createUser(name: string, passHash: string): Promise<UserRow | null> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const [row] = await tx.query<UserRow>(
+          'INSERT INTO users (name, pass_hash) VALUES ($1, $2) RETURNING id, name, pass_hash, last_seen',
+          [name, passHash],
+        );
+        await tx.query('INSERT INTO acks (user_id) VALUES ($1)', [row!.id]);
+        return row!;
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) return null;
+      throw err;
+    }
+  }
+
+  /** A user by (lower-case) name. */
+  async userByName(name: string): Promise<UserRow | null> {
+    const rows = await this.db.query<UserRow>('SELECT id, name, pass_hash, last_seen FROM users WHERE name = $1', [name]);
+    return rows[0] ?? null;
+  }
+
+  /** Users by id. */
+  async usersByIds(ids: readonly number[]): Promise<UserRow[]> {
+    if (ids.length === 0) return [];
+    return this.db.query<UserRow>('SELECT id, name, pass_hash, last_seen FROM users WHERE id = ANY($1::bigint[])', [ids]);
+  }
+
+  /** Users by name; unknown names are absent from the result. */
+  async usersByNames(names: readonly string[]): Promise<UserRow[]> {
+    if (names.length === 0) return [];
+    return this.db.query<UserRow>('SELECT id, name, pass_hash, last_seen FROM users WHERE name = ANY($1::text[])', [names]);
+  }
+
+  /** Store a token's hash for a user. */
+  async createToken(hash: Buffer, userId: number): Promise<void> {
+    await this.db.query('INSERT INTO tokens (hash, user_id) VALUES ($1, $2)', [hash, userId]);
+  }
+
+  /** The user a token hash belongs to. */
+  async userByToken(hash: Buffer): Promise<{ id: number; name: string } | null> {
+    const rows = await this.db.query<{ id: number; name: string }>(
+      'SELECT u.id, u.name FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1',
+      [hash],
+    );
+    return rows[0] ?? null;
+  }
+
+  /** Revoke a token. */
+  async deleteToken(hash: Buffer): Promise<void> {
+    await this.db.query('DELETE FROM tokens WHERE hash = $1', [hash]);
+  }
+
+  /** Record when users were last online. */
+  async setLastSeen(items: ReadonlyArray<{ userId: number; at: Date }>): Promise<void> {
+    if (items.length === 0) return;
+    await this.db.query(
+      `UPDATE users SET last_seen = v.at FROM unnest($1::bigint[], $2::timestamptz[]) AS v(id, at)
+       WHERE users.id = v.id AND (users.last_seen IS NULL OR users.last_seen < v.at)`,
+      [items.map((i) => i.userId), items.map((i) => i.at.toISOString())],
+    );
+  }
+
+  // ---- conversations --------------------------------------------------------------------
+
+  /** A conversation by id. */
+  async conversation(id: string): Promise<ConversationRow | null> {
+    const rows = await this.db.query<ConversationRow & { wrapped_key: unknown }>(
+      'SELECT id, kind, title, wrapped_key, last_seq, created_at FROM conversations WHERE id = $1',
+      [id],
+    );
+    const r = rows[0];
+    return r ? { ...r, wrapped_key: toBuffer(r.wrapped_key) } : null;
+  }
+
+  /** The direct conversation of a pair, if it exists. */
+  async directConversation(a: number, b: number): Promise<ConversationRow | null> {
+    const rows = await this.db.query<{ id: string }>('SELECT id FROM conversations WHERE direct_key = $1', [directKey(a, b)]);
+    return rows[0] ? this.conversation(rows[0].id) : null;
+  }
+
+  /**
+   * Create a conversation with its members and append a "conversation" entry to each member's
+   * stream. For a direct conversation that already exists (two creators racing), resolves null.
+   */
+  async createConversation(c: {
+    id: string;
+    kind: 'direct' | 'group';
+    title: string | null;
+    wrappedKey: Buffer;
+    ownerId: number;
+    memberIds: number[];
+  }): Promise<Heads | null> {
+    const key = c.kind === 'direct' ? directKey(c.memberIds[0]!, c.memberIds[1]!) : null;
+    try {
+      return await this.db.transaction(async (tx) => {
+        await tx.query(
+          'INSERT INTO conversations (id, kind, title, direct_key, wrapped_key) VALUES ($1, $2, $3, $4, $5)',
+          [c.id, c.kind, c.title, key, c.wrappedKey],
+        );
+        const ids = [...new Set(c.memberIds)];
+        await tx.query(
+          `INSERT INTO members (conversation_id, user_id, role)
+           SELECT $1, id, CASE WHEN id = $3 AND $4 = 'group' THEN 'owner' ELSE 'member' END FROM unnest($2::bigint[]) AS id`,
+          [c.id, ids, c.ownerId, c.kind],
+        );
+        return this.append(
+          tx,
+          ids.map((userId) => ({ userId, type: 'conversation', conversationId: c.id, payload: { change: 'created' } })),
+        );
+      });
+    } catch (err) {
+      if (key && isUniqueViolation(err)) return null;
+      throw err;
+    }
+  }
+
+  /** Add or remove a member; appends a "conversation" entry for everyone concerned. */
+  async changeMembers(
+    conversationId: string,
+    change: { add?: number; remove?: number },
+  ): Promise<{ heads: Heads; changed: boolean }> {
+    return this.db.transaction(async (tx) => {
+      await tx.query('SELECT id FROM conversations WHERE id = $1 FOR UPDATE', [conversationId]);
+      let changed = false;
+      if (change.add !== undefined) {
+        const rows = await tx.query(
+          `INSERT INTO members (conversation_id, user_id, delivered_seq, read_seq)
+           SELECT $1, $2, 0, 0 ON CONFLICT DO NOTHING RETURNING user_id`,
+          [conversationId, change.add],
+        );
+        changed = rows.length > 0;
+      }
+      if (change.remove !== undefined) {
+        const rows = await tx.query('DELETE FROM members WHERE conversation_id = $1 AND user_id = $2 RETURNING user_id', [
+          conversationId,
+          change.remove,
+        ]);
+        changed = rows.length > 0;
+      }
+      if (!changed) return { heads: new Map(), changed };
+      const members = await tx.query<{ user_id: number }>('SELECT user_id FROM members WHERE conversation_id = $1', [
+        conversationId,
+      ]);
+      const concerned = new Set(members.map((m) => Number(m.user_id)));
+      if (change.remove !== undefined) concerned.add(change.remove);
+      const heads = await this.append(
+        tx,
+        [...concerned].map((userId) => ({
+          userId,
+          type: 'conversation',
+          conversationId,
+          payload: { change: change.add !== undefined ? 'member_added' : 'member_removed' },
+        })),
+      );
+      return { heads, changed };
+    });
+  }
+
+  /** Positions and roles of every member of these conversations. */
+  async members(conversationIds: readonly string[]): Promise<MemberPosition[]> {
+    if (conversationIds.length === 0) return [];
+    const rows = await this.db.query<{
+      conversation_id: string;
+      user_id: number;
+      name: string;
+      delivered_seq: number;
+      read_seq: number;
+      role: 'owner' | 'member';
+    }>(
+      `SELECT m.conversation_id, m.user_id, u.name, m.delivered_seq, m.read_seq, m.role
+       FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ANY($1::text[]) ORDER BY u.name`,
+      [conversationIds],
+    );
+    return rows.map((r) => ({
+      conversationId: r.conversation_id,
+      userId: Number(r.user_id),
+      name: r.name,
+      deliveredSeq: Number(r.delivered_seq),
+      readSeq: Number(r.read_seq),
+      role: r.role,
+    }));
+  }
+
+  /** Whether a user is a member of a conversation. */
+  async isMember(conversationId: string, userId: number): Promise<boolean> {
+    const rows = await this.db.query('SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2', [
+      conversationId,
+      userId,
+    ]);
+    return rows.length > 0;
+  }
+
+  /** The conversations of a user, most recently active first, with unread counts and last message. */
+  async conversationsOf(userId: number): Promise<ConversationSummary[]> {
+    const rows = await this.db.query<{
+      id: string;
+      kind: 'direct' | 'group';
+      title: string | null;
+      wrapped_key: unknown;
+      last_seq: number;
+      read_seq: number;
+      unread: number;
+      members: string[];
+    }>(
+      `SELECT c.id, c.kind, c.title, c.wrapped_key, c.last_seq, me.read_seq,
+         (SELECT count(*)::int FROM messages x WHERE x.conversation_id = c.id AND x.seq > me.read_seq AND x.sender_id <> $1) AS unread,
+         (SELECT array_agg(u.name ORDER BY u.name) FROM members o JOIN users u ON u.id = o.user_id WHERE o.conversation_id = c.id) AS members
+       FROM members me JOIN conversations c ON c.id = me.conversation_id
+       WHERE me.user_id = $1`,
+      [userId],
+    );
+    const last = await this.db.query<MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM members me JOIN messages m ON m.conversation_id = me.conversation_id
+         AND m.seq = (SELECT last_seq FROM conversations WHERE id = me.conversation_id)
+       JOIN users su ON su.id = m.sender_id WHERE me.user_id = $1`,
+      [userId],
+    );
+    const lastBy = new Map(last.map((r) => [r.conversation_id, toMessage(r)]));
+    return rows
+      .map((r) => ({
+        id: r.id,
+        kind: r.kind,
+        title: r.title,
+        wrappedKey: toBuffer(r.wrapped_key),
+        lastSeq: Number(r.last_seq),
+        readSeq: Number(r.read_seq),
+        unread: Number(r.unread),
+        members: r.members ?? [],
+        lastMessage: lastBy.get(r.id) ?? null,
+      }))
+      .sort((a, b) => (b.lastMessage?.sentAt.getTime() ?? 0) - (a.lastMessage?.sentAt.getTime() ?? 0));
+  }
+
+  /** Everyone who shares a conversation with the user, with the direct conversation if any. */
+  async contacts(userId: number): Promise<ContactRow[]> {
+    const rows = await this.db.query<{ id: number; name: string; last_seen: Date | null; conversation: string | null }>(
+      `SELECT u.id, u.name, u.last_seen,
+         (SELECT c.id FROM conversations c WHERE c.direct_key = (least(u.id, $1::bigint) || ':' || greatest(u.id, $1::bigint))) AS conversation
+       FROM users u
+       WHERE u.id IN (SELECT m2.user_id FROM members m1 JOIN members m2 ON m2.conversation_id = m1.conversation_id
+                      WHERE m1.user_id = $1 AND m2.user_id <> $1)
+       ORDER BY u.name`,
+      [userId],
+    );
+    return rows.map((r) => ({ id: Number(r.id), name: r.name, lastSeen: r.last_seen, conversation: r.conversation }));
+  }
+
+  /** Ids of the users who share a conversation with each of these users. */
+  async contactIds(userIds: readonly number[]): Promise<Map<number, number[]>> {
+    const out = new Map<number, number[]>();
+    if (userIds.length === 0) return out;
+    const rows = await this.db.query<{ user_id: number; contact: number }>(
+      `SELECT DISTINCT m1.user_id, m2.user_id AS contact FROM members m1
+       JOIN members m2 ON m2.conversation_id = m1.conversation_id AND m2.user_id <> m1.user_id
+       WHERE m1.user_id = ANY($1::bigint[])`,
+      [userIds],
+    );
+    for (const r of rows) {
+      const list = out.get(Number(r.user_id)) ?? [];
+      list.push(Number(r.contact));
+      out.set(Number(r.user_id), list);
+    }
+    return out;
+  }
+
+  // ---- messages -------------------------------------------------------------------------
+
+  /**
+   * Insert a batch of messages in one transaction (group commit), each appended to the stream of
+   * every member of its conversation. Holding the conversation row lock makes the client_id
+   * check exact: a retried send finds its first attempt and returns it.
+   */
+  async sendBatch(items: readonly NewMessage[]): Promise<{ outcomes: SendOutcome[]; heads: Heads }> {
+    return this.db.transaction(async (tx) => {
+      const convIds = [...new Set(items.map((i) => i.conversationId))].sort();
+      const convs = await tx.query<{ id: string; last_seq: number }>(
+        'SELECT id, last_seq FROM conversations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE',
+        [convIds],
+      );
+      const lastSeq = new Map(convs.map((c) => [c.id, Number(c.last_seq)]));
+      const memberRows = await tx.query<{ conversation_id: string; user_id: number }>(
+        'SELECT conversation_id, user_id FROM members WHERE conversation_id = ANY($1::text[])',
+        [convIds],
+      );
+      const members = new Map<string, number[]>();
+      for (const r of memberRows) {
+        const list = members.get(r.conversation_id) ?? [];
+        list.push(Number(r.user_id));
+        members.set(r.conversation_id, list);
+      }
+      const withClientId = items.filter((i) => i.clientId !== null);
+      const existing = new Map<string, StoredMessage>();
+      if (withClientId.length > 0) {
+        const rows = await tx.query<MessageRow>(
+          `SELECT ${MESSAGE_COLUMNS} FROM messages m
+           JOIN unnest($1::text[], $2::bigint[], $3::text[]) AS k(c, s, cid)
+             ON m.conversation_id = k.c AND m.sender_id = k.s AND m.client_id = k.cid
+           JOIN users su ON su.id = m.sender_id`,
+          [withClientId.map((i) => i.conversationId), withClientId.map((i) => i.senderId), withClientId.map((i) => i.clientId)],
+        );
+        for (const r of rows) existing.set(`${r.conversation_id}\u0000${r.sender_id}\u0000${r.client_id}`, toMessage(r));
+      }
+      const outcomes: Array<SendOutcome | { pending: NewMessage & { seq: number } } | { sameAs: string }> = [];
+      const fresh: Array<NewMessage & { seq: number }> = [];
+      const claimed = new Map<string, string>(); // dedupe key → message id, within this batch
+      for (const item of items) {
+        const seqNow = lastSeq.get(item.conversationId);
+        if (seqNow === undefined) {
+          outcomes.push({ ok: false, reason: 'no_conversation' });
+          continue;
+        }
+        if (!(members.get(item.conversationId) ?? []).includes(item.senderId)) {
+          outcomes.push({ ok: false, reason: 'not_member' });
+          continue;
+        }
+        const dedupe = item.clientId === null ? null : `${item.conversationId}\u0000${item.senderId}\u0000${item.clientId}`;
+        if (dedupe) {
+          const old = existing.get(dedupe);
+          if (old) {
+            outcomes.push({ ok: true, message: old, created: false });
+            continue;
+          }
+          const sameBatch = claimed.get(dedupe);
+          if (sameBatch) {
+            outcomes.push({ sameAs: sameBatch });
+            continue;
+          }
+          claimed.set(dedupe, item.id);
+        }
+        const seq = seqNow + 1;
+        lastSeq.set(item.conversationId, seq);
+        const pending = { ...item, seq };
+        fresh.push(pending);
+        outcomes.push({ pending });
+      }
+      const inserted = new Map<string, StoredMessage>();
+      let heads: Heads = new Map();
+      if (fresh.length > 0) {
+        const touched = [...new Set(fresh.map((f) => f.conversationId))];
+        await tx.query(
+          `UPDATE conversations SET last_seq = v.s FROM unnest($1::text[], $2::bigint[]) AS v(id, s) WHERE conversations.id = v.id`,
+          [touched, touched.map((c) => lastSeq.get(c))],
+        );
+        const rows = await tx.query<{ id: string; sent_at: Date }>(
+          `INSERT INTO messages (conversation_id, seq, id, sender_id, body, client_id, attachment)
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bytea[], $6::text[], $7::jsonb[])
+           RETURNING id, sent_at`,
+          [
+            fresh.map((f) => f.conversationId),
+            fresh.map((f) => f.seq),
+            fresh.map((f) => f.id),
+            fresh.map((f) => f.senderId),
+            fresh.map((f) => f.body),
+            fresh.map((f) => f.clientId),
+            fresh.map((f) => (f.attachment === null ? null : JSON.stringify(f.attachment))),
+          ],
+        );
+        const sentAt = new Map(rows.map((r) => [r.id, r.sent_at]));
+        const names = await tx.query<{ id: number; name: string }>('SELECT id, name FROM users WHERE id = ANY($1::bigint[])', [
+          [...new Set(fresh.map((f) => f.senderId))],
+        ]);
+        const nameOf = new Map(names.map((n) => [Number(n.id), n.name]));
+        const entries: NewEntry[] = [];
+        for (const f of fresh) {
+          inserted.set(f.id, {
+            id: f.id,
+            conversationId: f.conversationId,
+            seq: f.seq,
+            senderId: f.senderId,
+            senderName: nameOf.get(f.senderId) ?? '',
+            sentAt: sentAt.get(f.id)!,
+            body: f.body,
+            clientId: f.clientId,
+            attachment: f.attachment,
+          });
+          for (const userId of members.get(f.conversationId)!) {
+            entries.push({ userId, type: 'message', conversationId: f.conversationId, msgSeq: f.seq, senderId: f.senderId });
+          }
+        }
+        heads = await this.append(tx, entries);
+      }
+      const final: SendOutcome[] = outcomes.map((o) => {
+        if ('pending' in o) return { ok: true, message: inserted.get(o.pending.id)!, created: true };
+        if ('sameAs' in o) return { ok: true, message: inserted.get(o.sameAs)!, created: false };
+        return o;
+      });
+      return { outcomes: final, heads };
+    });
+  }
+
+  /** Messages of a conversation with seq < before, oldest first, at most limit. */
+  async history(conversationId: string, before: number, limit: number): Promise<StoredMessage[]> {
+    const rows = await this.db.query<MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users su ON su.id = m.sender_id
+       WHERE m.conversation_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3`,
+      [conversationId, before, limit],
+    );
+    return rows.map(toMessage).reverse();
+  }
+
+  /** One message by id. */
+  async messageById(id: string): Promise<StoredMessage | null> {
+    const rows = await this.db.query<MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users su ON su.id = m.sender_id WHERE m.id = $1`,
+      [id],
+    );
+    return rows[0] ? toMessage(rows[0]) : null;
+  }
+
+  // ---- streams --------------------------------------------------------------------------
+
+  /**
+   * Append entries to users' streams inside a transaction: lock the users' rows in id order, bump
+   * each stream counter by its number of entries, insert the entries. Resolves each user's new head.
+   */
+  async append(tx: Queryable, entries: readonly NewEntry[]): Promise<Heads> {
+    const heads: Heads = new Map();
+    if (entries.length === 0) return heads;
+    const counts = new Map<number, number>();
+    for (const e of entries) counts.set(e.userId, (counts.get(e.userId) ?? 0) + 1);
+    const ids = [...counts.keys()].sort((a, b) => a - b);
+    const rows = await tx.query<{ id: number; stream_seq: number }>(
+      `UPDATE users SET stream_seq = users.stream_seq + v.n
+       FROM (SELECT l.id, c.n FROM (SELECT id FROM users WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE) AS l
+             JOIN unnest($1::bigint[], $2::int[]) AS c(id, n) ON c.id = l.id) AS v
+       WHERE users.id = v.id RETURNING users.id, users.stream_seq`,
+      [ids, ids.map((id) => counts.get(id))],
+    );
+    const next = new Map<number, number>();
+    for (const r of rows) {
+      const top = Number(r.stream_seq);
+      heads.set(Number(r.id), top);
+      next.set(Number(r.id), top - counts.get(Number(r.id))! + 1);
+    }
+    const kept = entries.filter((e) => next.has(e.userId)); // users deleted meanwhile get nothing
+    const seqs = kept.map((e) => {
+      const s = next.get(e.userId)!;
+      next.set(e.userId, s + 1);
+      return s;
+    });
+    await tx.query(
+      `INSERT INTO events (user_id, seq, type, conversation_id, msg_seq, sender_id, payload)
+       SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::jsonb[])`,
+      [
+        kept.map((e) => e.userId),
+        seqs,
+        kept.map((e) => e.type),
+        kept.map((e) => e.conversationId ?? null),
+        kept.map((e) => e.msgSeq ?? null),
+        kept.map((e) => e.senderId ?? null),
+        kept.map((e) => (e.payload ? JSON.stringify(e.payload) : null)),
+      ],
+    );
+    return heads;
+  }
+
+  /** Append entries in a transaction of their own (presence, typing-free notices). */
+  async appendNow(entries: readonly NewEntry[]): Promise<Heads> {
+    if (entries.length === 0) return new Map();
+    return this.db.transaction((tx) => this.append(tx, entries));
+  }
+
+  /** Where a user's stream ends and how far their devices acknowledged it. */
+  async streamPosition(userId: number): Promise<{ head: number; acked: number }> {
+    const rows = await this.db.query<{ head: number; acked: number }>(
+      'SELECT u.stream_seq AS head, a.acked_seq AS acked FROM users u JOIN acks a ON a.user_id = u.id WHERE u.id = $1',
+      [userId],
+    );
+    const r = rows[0];
+    return r ? { head: Number(r.head), acked: Number(r.acked) } : { head: 0, acked: 0 };
+  }
+
+  /** Entries of a user's stream after a position, in order, at most limit. */
+  async readStream(userId: number, after: number, limit: number): Promise<StreamEntry[]> {
+    const rows = await this.db.query<{
+      seq: number;
+      type: string;
+      conversation_id: string | null;
+      payload: Record<string, unknown> | null;
+      created_at: Date;
+      m_id: string | null;
+      msg_seq: number | null;
+      sender_id: number | null;
+      sender_name: string | null;
+      sent_at: Date | null;
+      body: unknown;
+      client_id: string | null;
+      attachment: unknown;
+    }>(
+      `SELECT e.seq, e.type, e.conversation_id, e.payload, e.created_at, m.id AS m_id, m.seq AS msg_seq, m.sender_id,
+         su.name AS sender_name, m.sent_at, m.body, m.client_id, m.attachment
+       FROM events e
+       LEFT JOIN messages m ON e.type = 'message' AND m.conversation_id = e.conversation_id AND m.seq = e.msg_seq
+       LEFT JOIN users su ON su.id = m.sender_id
+       WHERE e.user_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3`,
+      [userId, after, limit],
+    );
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      type: r.type,
+      conversationId: r.conversation_id,
+      payload: r.payload,
+      createdAt: r.created_at,
+      message:
+        r.m_id === null
+          ? null
+          : toMessage({
+              id: r.m_id,
+              conversation_id: r.conversation_id!,
+              seq: r.msg_seq!,
+              sender_id: r.sender_id!,
+              sender_name: r.sender_name!,
+              sent_at: r.sent_at!,
+              body: r.body,
+              client_id: r.client_id,
+              attachment: r.attachment,
+            }),
+    }));
+  }
+
+  /**
+   * A device of the user acknowledged its stream up to `upTo`: advance the user's acknowledged
+   * position and, per conversation, the delivered position; append one coalesced "delivered up
+   * to N" receipt to each sender whose messages just became delivered.
+   */
+  async acknowledge(userId: number, userName: string, upTo: number): Promise<Heads> {
+    return this.db.transaction(async (tx) => {
+      const [ack] = await tx.query<{ acked_seq: number }>('SELECT acked_seq FROM acks WHERE user_id = $1 FOR UPDATE', [
+        userId,
+      ]);
+      const from = Number(ack?.acked_seq ?? 0);
+      if (!ack || upTo <= from) return new Map();
+      await tx.query('UPDATE acks SET acked_seq = $2 WHERE user_id = $1', [userId, upTo]);
+      const tops = await tx.query<{ conversation_id: string; top: number }>(
+        `SELECT conversation_id, max(msg_seq) AS top FROM events
+         WHERE user_id = $1 AND seq > $2 AND seq <= $3 AND type = 'message' AND sender_id <> $1
+         GROUP BY conversation_id ORDER BY conversation_id`,
+        [userId, from, upTo],
+      );
+      if (tops.length === 0) return new Map();
+      return this.advance(tx, userId, userName, 'delivered', tops.map((t) => ({ conversationId: t.conversation_id, upTo: Number(t.top) })));
+    });
+  }
+
+  /** The user has read a conversation up to `upTo`: advance read (and delivered), receipts to senders and to the user's own devices. */
+  async markRead(userId: number, userName: string, conversationId: string, upTo: number): Promise<Heads> {
+    return this.db.transaction((tx) => this.advance(tx, userId, userName, 'read', [{ conversationId, upTo }]));
+  }
+
+  private async advance(
+    tx: Queryable,
+    userId: number,
+    userName: string,
+    status: 'delivered' | 'read',
+    targets: ReadonlyArray<{ conversationId: string; upTo: number }>,
+  ): Promise<Heads> {
+    const column = status === 'delivered' ? 'delivered_seq' : 'read_seq';
+    const sorted = [...targets].sort((a, b) => (a.conversationId < b.conversationId ? -1 : 1));
+    const before = await tx.query<{ conversation_id: string; pos: number }>(
+      `SELECT conversation_id, ${column} AS pos FROM members WHERE user_id = $1 AND conversation_id = ANY($2::text[])
+       ORDER BY conversation_id FOR UPDATE`,
+      [userId, sorted.map((t) => t.conversationId)],
+    );
+    const old = new Map(before.map((b) => [b.conversation_id, Number(b.pos)]));
+    const moved = sorted.filter((t) => old.has(t.conversationId) && t.upTo > old.get(t.conversationId)!);
+    if (moved.length === 0) return new Map();
+    const at = new Date();
+    await tx.query(
+      status === 'delivered'
+        ? `UPDATE members SET delivered_seq = v.top, delivered_at = $4 FROM unnest($2::text[], $3::bigint[]) AS v(c, top)
+           WHERE user_id = $1 AND conversation_id = v.c AND delivered_seq < v.top`
+        : `UPDATE members SET read_seq = v.top, read_at = $4, delivered_seq = greatest(delivered_seq, v.top),
+             delivered_at = CASE WHEN delivered_seq < v.top THEN $4 ELSE delivered_at END
+           FROM unnest($2::text[], $3::bigint[]) AS v(c, top)
+           WHERE user_id = $1 AND conversation_id = v.c AND read_seq < v.top`,
+      [userId, moved.map((m) => m.conversationId), moved.map((m) => m.upTo), at.toISOString()],
+    );
+    const senders = await tx.query<{ conversation_id: string; sender_id: number }>(
+      `SELECT DISTINCT m.conversation_id, m.sender_id FROM messages m
+       JOIN unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(c, lo, hi) ON m.conversation_id = v.c AND m.seq > v.lo AND m.seq <= v.hi
+       WHERE m.sender_id <> $4`,
+      [moved.map((m) => m.conversationId), moved.map((m) => old.get(m.conversationId)), moved.map((m) => m.upTo), userId],
+    );
+    const upToOf = new Map(moved.map((m) => [m.conversationId, m.upTo]));
+    const entries: NewEntry[] = senders.map((s) => ({
+      userId: Number(s.sender_id),
+      type: 'receipt',
+      conversationId: s.conversation_id,
+      payload: { user: userName, status, up_to: upToOf.get(s.conversation_id), at: at.toISOString() },
+    }));
+    if (status === 'read') {
+      // The reader's other devices learn it too, so their unread counts clear.
+      for (const m of moved) {
+        entries.push({
+          userId,
+          type: 'receipt',
+          conversationId: m.conversationId,
+          payload: { user: userName, status, up_to: m.upTo, at: at.toISOString() },
+        });
+      }
+    }
+    return this.append(tx, entries);
+  }
+}

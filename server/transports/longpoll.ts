@@ -1,0 +1,51 @@
+import type { Principal } from '../core/accounts.js';
+import { errors } from '../core/errors.js';
+import { decodeCursor, type Batch, type Streams } from '../core/streams.js';
+import type { ParkingLot } from './parking.js';
+
+/** Default hold of a poll, seconds. */
+export const WAIT_DEFAULT_S = 20;
+/** Longest hold, seconds: Heroku's router drops a request that sent no byte within 30 s. */
+export const WAIT_MAX_S = 25;
+
+/** Parse `wait`: default 20, clamped to 0..25; 400 when not a number. */
+export function parseWait(raw: unknown): number {
+  if (raw === undefined || raw === null || raw === '') return WAIT_DEFAULT_S;
+  const n = Number(raw);
+  if (typeof raw !== 'string' && typeof raw !== 'number') throw errors.badRequest('wait must be a number of seconds', 'bad_wait');
+  if (!Number.isFinite(n) || n < 0) throw errors.badRequest('wait must be a number of seconds', 'bad_wait');
+  return Math.min(n, WAIT_MAX_S);
+}
+
+/**
+ * One long-poll: acknowledge `since`, then answer the events after it, holding the request until
+ * some arrive or `wait` runs out. Enter the lot before reading so no wake-up slips between.
+ */
+export async function poll(
+  streams: Streams,
+  lot: ParkingLot,
+  user: Principal,
+  since: unknown,
+  waitSeconds: number,
+  signal?: AbortSignal,
+): Promise<Batch> {
+  const after = await streams.start(user, since);
+  const waitMs = lot.isClosing ? 0 : waitSeconds * 1000;
+  if (waitMs <= 0) return streams.read(user, after);
+  const deadline = Date.now() + waitMs;
+  await lot.enter(user.id);
+  try {
+    for (;;) {
+      const headBefore = lot.head(user.id);
+      const batch = await streams.read(user, after);
+      // Entries that render to nothing (a conversation since deleted) still move the cursor on.
+      if (batch.events.length > 0 || (decodeCursor(batch.cursor) ?? after) > after) return batch;
+      if (lot.head(user.id) > headBefore && lot.head(user.id) > after) continue; // a wake-up raced the read
+      const outcome = await lot.wait(user.id, after, deadline - Date.now(), signal);
+      if (outcome.kind === 'ephemeral') return { cursor: streams.empty(after).cursor, events: [outcome.event] };
+      if (outcome.kind !== 'wake') return streams.empty(after);
+    }
+  } finally {
+    lot.leave(user.id);
+  }
+}

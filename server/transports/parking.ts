@@ -1,0 +1,207 @@
+import type { Logger } from 'pino';
+import type { Bus } from '../bus/bus.js';
+import { decodeWake, userChannel } from '../core/notifier.js';
+
+/** The timer wheel turns every 250 ms: one timer for every parked request on the node. */
+const TICK_MS = 250;
+/**
+ * A user's channel stays subscribed 15 s after their last parked request ends: clients re-poll at
+ * once, and re-subscribing on every poll would cost a Redis round trip each time.
+ */
+const LINGER_MS = 15_000;
+
+/** Why a parked request stopped waiting. */
+export type WaitOutcome =
+  | { kind: 'wake' }
+  | { kind: 'timeout' }
+  | { kind: 'closed' }
+  | { kind: 'ephemeral'; event: Record<string, unknown> };
+
+interface Waiter {
+  after: number;
+  deadline: number;
+  resolve: (o: WaitOutcome) => void;
+}
+
+interface Slot {
+  waiters: Set<Waiter>;
+  /** Highest head announced for this user since the channel went live. */
+  head: number;
+  refs: number;
+  idleSince: number;
+  live: Promise<void>;
+  handler: (payload: string) => void;
+}
+
+/** Numbers the lot reports to metrics. */
+export interface ParkingStats {
+  parked: () => number;
+  observeWake: (seconds: number) => void;
+}
+
+/**
+ * The parking lot: a node's parked requests, per user. A request first *enters* (the user's
+ * channel is subscribed and live), then reads, then waits: a wake-up published after its read
+ * cannot be missed, and one that raced the read is caught by comparing heads.
+ * Transports (long-poll, BOSH) share it; a parked request never throws.
+ */
+export class ParkingLot {
+  private readonly slots = new Map<number, Slot>();
+  private readonly wheel = new Map<number, Set<Waiter & { userId: number }>>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopResume: (() => void) | undefined;
+  private closing = false;
+  private count = 0;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly bus: Bus,
+    log: Logger,
+    private readonly now: () => number = Date.now,
+    private readonly onWakeLatency: (seconds: number) => void = () => undefined,
+  ) {
+    this.log = log.child({ module: 'parking' });
+  }
+
+  /** Requests parked now. */
+  get parked(): number {
+    return this.count;
+  }
+
+  /** True once shutdown began: transports answer at once instead of parking. */
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  /** Start the timer wheel. */
+  start(): void {
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer.unref();
+    // After a pub/sub gap wake-ups may have been lost: every waiter re-reads the database.
+    this.stopResume = this.bus.onResume(() => {
+      for (const slot of this.slots.values()) for (const w of [...slot.waiters]) w.resolve({ kind: 'wake' });
+    });
+  }
+
+  /**
+   * Hold a place for a user: subscribe their channel (resolves once live). Every enter is
+   * followed by one leave.
+   */
+  async enter(userId: number): Promise<void> {
+    let slot = this.slots.get(userId);
+    if (!slot) {
+      const s: Slot = {
+        waiters: new Set(),
+        head: 0,
+        refs: 0,
+        idleSince: 0,
+        live: Promise.resolve(),
+        handler: (payload) => this.onPayload(userId, s, payload),
+      };
+      s.live = this.bus.subscribe(userChannel(userId), s.handler);
+      this.slots.set(userId, s);
+      slot = s;
+    }
+    slot.refs++;
+    try {
+      await slot.live;
+    } catch (err) {
+      // Without a live channel the request still answers, just by timeout; the bus reconnects.
+      this.log.warn({ err, userId }, 'subscribe failed');
+    }
+  }
+
+  /** Give the place back. */
+  leave(userId: number): void {
+    const slot = this.slots.get(userId);
+    if (!slot) return;
+    slot.refs--;
+    if (slot.refs <= 0) slot.idleSince = this.now();
+  }
+
+  /** The highest head announced for a user while their channel was live (0 when none). */
+  head(userId: number): number {
+    return this.slots.get(userId)?.head ?? 0;
+  }
+
+  /**
+   * Wait (between enter and leave) until the user's stream moves past `after`, an ephemeral
+   * event arrives, waitMs passes, the signal aborts or the node shuts down.
+   */
+  wait(userId: number, after: number, waitMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
+    const slot = this.slots.get(userId);
+    if (this.closing || !slot) return Promise.resolve({ kind: 'closed' });
+    if (slot.head > after) return Promise.resolve({ kind: 'wake' });
+    if (waitMs <= 0) return Promise.resolve({ kind: 'timeout' });
+    if (signal?.aborted) return Promise.resolve({ kind: 'closed' });
+    return new Promise<WaitOutcome>((resolve) => {
+      const deadline = this.now() + waitMs;
+      const bucket = Math.ceil(deadline / TICK_MS);
+      const waiter: Waiter & { userId: number } = {
+        userId,
+        after,
+        deadline,
+        resolve: (o) => {
+          if (!slot.waiters.delete(waiter)) return;
+          this.wheel.get(bucket)?.delete(waiter);
+          this.count--;
+          signal?.removeEventListener('abort', onAbort);
+          resolve(o);
+        },
+      };
+      const onAbort = () => waiter.resolve({ kind: 'closed' });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      slot.waiters.add(waiter);
+      let set = this.wheel.get(bucket);
+      if (!set) this.wheel.set(bucket, (set = new Set()));
+      set.add(waiter);
+      this.count++;
+    });
+  }
+
+  /** Shutdown: answer every parked request now; later ones answer at once. */
+  closeAll(): void {
+    this.closing = true;
+    for (const slot of this.slots.values()) for (const w of [...slot.waiters]) w.resolve({ kind: 'closed' });
+  }
+
+  /** Stop the wheel and drop every subscription. */
+  async stop(): Promise<void> {
+    this.closeAll();
+    if (this.timer) clearInterval(this.timer);
+    this.stopResume?.();
+    const all = [...this.slots.entries()];
+    this.slots.clear();
+    await Promise.all(all.map(([id, s]) => this.bus.unsubscribe(userChannel(id), s.handler).catch(() => undefined)));
+  }
+
+  private onPayload(userId: number, slot: Slot, payload: string): void {
+    const wake = decodeWake(payload);
+    if (!wake) return;
+    if (wake.kind === 'head') {
+      if (wake.sentAt > 0) this.onWakeLatency(Math.max(0, this.now() - wake.sentAt) / 1000);
+      if (wake.head <= slot.head) return;
+      slot.head = wake.head;
+      for (const w of [...slot.waiters]) if (wake.head > w.after) w.resolve({ kind: 'wake' });
+    } else {
+      for (const w of [...slot.waiters]) w.resolve({ kind: 'ephemeral', event: wake.event });
+    }
+    void userId;
+  }
+
+  private tick(): void {
+    const t = this.now();
+    const upTo = Math.floor(t / TICK_MS);
+    for (const [bucket, set] of this.wheel) {
+      if (bucket > upTo) continue;
+      for (const w of [...set]) if (w.deadline <= t + TICK_MS) w.resolve({ kind: 'timeout' });
+      if (set.size === 0) this.wheel.delete(bucket);
+    }
+    for (const [id, slot] of this.slots) {
+      if (slot.refs <= 0 && slot.waiters.size === 0 && t - slot.idleSince > LINGER_MS) {
+        this.slots.delete(id);
+        this.bus.unsubscribe(userChannel(id), slot.handler).catch((err: unknown) => this.log.warn({ err }, 'unsubscribe failed'));
+      }
+    }
+  }
+}

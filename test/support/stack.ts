@@ -1,0 +1,111 @@
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { createApp } from '../../server/app.js';
+import type { Bus } from '../../server/bus/bus.js';
+import { LocalBus } from '../../server/bus/local.js';
+import { RedisBus } from '../../server/bus/redis.js';
+import { loadConfig, type Config } from '../../server/config.js';
+import { assemble, disassemble, type Deps } from '../../server/deps.js';
+import type { Database } from '../../server/store/db.js';
+import { migrate } from '../../server/store/migrate.js';
+import { PostgresDatabase } from '../../server/store/postgres.js';
+import { sharedEmbedded } from './embedded.js';
+import { PG_URL, REDIS_URL, dropPrefix, dropSchema, unique } from './services.js';
+
+/** One running Parley node of a test. */
+export interface TestNode {
+  url: string;
+  deps: Deps;
+  server: http.Server;
+  /** Stop this node as a crash would: connections cut, nothing answered. */
+  kill(): Promise<void>;
+}
+
+/** Several nodes sharing one database and one bus, as in production. */
+export interface Stack {
+  nodes: TestNode[];
+  config: Config;
+  masterKey: Buffer;
+  /** The database the nodes share (for tests that read raw tables). */
+  db: Database;
+  close(): Promise<void>;
+}
+
+const silent = pino({ level: process.env['TEST_LOG'] ?? 'silent' });
+
+/**
+ * Start `nodes` Parley nodes. `real`: PostgreSQL (a schema of its own) and Redis (a prefix of its
+ * own); `embedded`: the run's shared PGlite and an in-process bus (one node).
+ */
+export async function startStack(opts: { nodes?: number; backend: 'real' | 'embedded'; env?: Record<string, string> }): Promise<Stack> {
+  const count = opts.nodes ?? 1;
+  const schema = unique('t_');
+  const prefix = `parley-test-${unique('')}:`;
+  const masterKey = randomBytes(32);
+  const env = {
+    RATE_LIMIT: 'off',
+    LOG_LEVEL: 'silent',
+    MASTER_KEY: masterKey.toString('hex'),
+    ...(opts.backend === 'real'
+      ? { DATABASE_URL: PG_URL, DATABASE_SCHEMA: schema, REDIS_URL, REDIS_PREFIX: prefix }
+      : { DATA_DIR: `/tmp/parley-test-${schema}` }),
+    ...opts.env,
+  };
+  const config = loadConfig(env);
+  const nodes: TestNode[] = [];
+  const closers: Array<() => Promise<void>> = [];
+  let sharedDb: Database;
+  if (opts.backend === 'real') {
+    const first = await PostgresDatabase.connect({ url: PG_URL, schema, log: silent, max: 2 });
+    await migrate(first, silent);
+    sharedDb = first;
+    closers.push(async () => {
+      await first.close();
+      await dropSchema(schema);
+      await dropPrefix(prefix);
+    });
+  } else {
+    if (count !== 1) throw new Error('the embedded default is one node');
+    sharedDb = await sharedEmbedded();
+  }
+  for (let i = 0; i < count; i++) {
+    const nodeConfig = { ...config, nodeId: `node-${i}` };
+    let db: Database;
+    let bus: Bus;
+    if (opts.backend === 'real') {
+      db = await PostgresDatabase.connect({ url: PG_URL, schema, log: silent });
+      bus = await RedisBus.connect({ url: REDIS_URL, prefix, log: silent });
+    } else {
+      db = sharedDb;
+      bus = new LocalBus({ log: silent });
+    }
+    const deps = await assemble(nodeConfig, silent, db, bus, { masterKey, defaultMetrics: false });
+    const server = http.createServer(createApp(deps));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    let dead = false;
+    const stop = async (graceful: boolean) => {
+      if (dead) return;
+      dead = true;
+      if (graceful) deps.lot.closeAll();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      await disassemble(deps);
+      await bus.close();
+      if (db !== sharedDb) await db.close();
+    };
+    nodes.push({ url, deps, server, kill: () => stop(false) });
+    closers.unshift(() => stop(true));
+  }
+  return {
+    nodes,
+    config,
+    masterKey,
+    db: sharedDb,
+    async close() {
+      for (const c of closers) await c();
+    },
+  };
+}
