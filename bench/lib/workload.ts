@@ -1,0 +1,362 @@
+import { performance } from 'node:perf_hooks';
+import { isRetryable, type JsonResponse, type NodeClient } from './client.js';
+
+/**
+ * The benchmark's users: registration, direct conversations across nodes, a long-poll loop per
+ * user, closed-loop senders, and the bookkeeping that turns all of it into figures (what was sent,
+ * received, lost, duplicated, and when the senders saw their receipts).
+ *
+ * User i sends and polls on node i % 2; conversations pair user 2k (node a) with 2k+1 (node b),
+ * so every message is posted on one node and delivered by the other.
+ */
+
+/** One benchmark user. */
+export type User = {
+  i: number;
+  name: string;
+  token: string;
+  node: number;
+  partner: number;
+  conversation: string;
+  cursor: string | undefined;
+  /** A poll is outstanding right now. */
+  parked: boolean;
+  /** performance.now() when the outstanding poll was sent. */
+  pollSentAt: number;
+};
+
+/** A message the senders posted. */
+export type Sent = {
+  t0: number;
+  sender: number;
+  recipient: number;
+  conversation: string;
+  measured: boolean;
+  ackAt?: number;
+  seq?: number;
+  receivedAt?: number;
+  receiptAt?: number;
+};
+
+/** Tuning of the workload. */
+export type WorkloadOptions = {
+  users: number;
+  /** Poll hold, seconds. */
+  wait: number;
+  /** Message text length, characters. */
+  textBytes: number;
+  /** Timeout of an ordinary request, ms. */
+  requestTimeoutMs: number;
+  /** Distinguishes this run's client_ids from any other's. */
+  runTag: string;
+  password: string;
+  log: (msg: string) => void;
+};
+
+/** Counters of things that should not happen, keyed by what happened ("send 500 internal", "poll ECONNRESET"). */
+export type Problems = Record<string, number>;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Run `fn` over `items` with at most `concurrency` in flight; the first failure stops the rest and rejects. */
+export async function runPool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (failed === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
+  if (failed !== undefined) throw failed;
+}
+
+/** The message id carried at the start of each text (recipients do not see the sender's client_id). */
+export function idFromText(text: unknown): string | undefined {
+  if (typeof text !== 'string') return undefined;
+  const sp = text.indexOf(' ');
+  return sp > 0 ? text.slice(0, sp) : undefined;
+}
+
+/** Describe an unexpected answer in a line: "409 name_taken: …". */
+export function describe(res: JsonResponse): string {
+  const e = res.body?.error;
+  return e ? `${res.status} ${e.code}: ${e.message}` : `${res.status} ${JSON.stringify(res.body).slice(0, 200)}`;
+}
+
+/** The whole workload against a set of nodes. */
+export class Workload {
+  readonly users: User[] = [];
+  readonly sent = new Map<string, Sent>();
+  readonly problems: Problems = {};
+  /** Events seen, by type ("message", "receipt", …), over every user. */
+  readonly eventCounts: Record<string, number> = {};
+  /** Receipts about other users' progress seen by senders, by status. */
+  readonly receipts: Record<string, number> = { delivered: 0, read: 0 };
+  duplicates = 0;
+  misdelivered = 0;
+  unknownMessages = 0;
+  ownEchoes = 0;
+  polls = 0;
+  sendRetries = 0;
+  private stopPolls = false;
+  private pollLoops: Promise<void>[] = [];
+  private counter = 0;
+  private readonly filler: string;
+  /** Per (conversation, sender): the highest receipt seen, and sent messages not yet covered by one. */
+  private readonly receiptState = new Map<string, { upTo: number; pending: Sent[] }>();
+  private measureFrom = Infinity;
+  private measureTo = Infinity;
+
+  constructor(
+    readonly clients: NodeClient[],
+    readonly opts: WorkloadOptions,
+  ) {
+    if (opts.users < 2 || opts.users % 2 !== 0) throw new Error('--users must be an even number ≥ 2');
+    this.filler = 'x'.repeat(Math.max(0, opts.textBytes));
+  }
+
+  private problem(what: string): void {
+    this.problems[what] = (this.problems[what] ?? 0) + 1;
+  }
+
+  private nameOf(i: number): string {
+    return `u${i}`;
+  }
+
+  /** Register every user (on its own node), `concurrency` at a time. */
+  async register(concurrency: number): Promise<void> {
+    const idx = Array.from({ length: this.opts.users }, (_, i) => i);
+    let done = 0;
+    await runPool(idx, concurrency, async (i) => {
+      const name = this.nameOf(i);
+      const node = i % 2;
+      const client = this.clients[node]!;
+      const creds = { name, password: this.opts.password };
+      let res = await client.request('/api/register', { body: creds, timeoutMs: 60_000 });
+      if (res.status === 409) res = await client.request('/api/login', { body: creds, timeoutMs: 60_000 });
+      if ((res.status !== 201 && res.status !== 200) || typeof res.body?.token !== 'string') {
+        throw new Error(`register ${name} on node ${node}: ${describe(res)}`);
+      }
+      this.users[i] = { i, name, token: res.body.token, node, partner: i ^ 1, conversation: '', cursor: undefined, parked: false, pollSentAt: 0 };
+      if (++done % 200 === 0) this.opts.log(`registered ${done}/${this.opts.users}`);
+    });
+  }
+
+  /** Open the direct conversation of each pair (2k, 2k+1). */
+  async pair(concurrency: number): Promise<void> {
+    const pairs = Array.from({ length: this.opts.users / 2 }, (_, k) => 2 * k);
+    await runPool(pairs, concurrency, async (a) => {
+      const ua = this.users[a]!;
+      const ub = this.users[a + 1]!;
+      const res = await this.clients[ua.node]!.request('/api/conversations', { token: ua.token, body: { with: ub.name }, timeoutMs: 30_000 });
+      const conv = res.body?.conversation;
+      const id = typeof conv === 'string' ? conv : conv?.id;
+      if ((res.status !== 201 && res.status !== 200) || typeof id !== 'string') {
+        throw new Error(`open conversation ${ua.name}→${ub.name}: ${describe(res)}`);
+      }
+      ua.conversation = ub.conversation = id;
+    });
+  }
+
+  /** Start every user's long-poll loop (they run until stopPolling). */
+  startPolling(): void {
+    this.stopPolls = false;
+    this.pollLoops = this.users.map((u) => this.pollLoop(u));
+  }
+
+  /** How many polls are outstanding on each node, and the age (ms) of the youngest one. */
+  parkedState(): { perNode: number[]; youngestMs: number } {
+    const perNode = this.clients.map(() => 0);
+    let youngest = Infinity;
+    const now = performance.now();
+    for (const u of this.users) {
+      if (!u.parked) continue;
+      perNode[u.node]!++;
+      youngest = Math.min(youngest, now - u.pollSentAt);
+    }
+    return { perNode, youngestMs: youngest };
+  }
+
+  /**
+   * Wait until every user has a poll outstanding that has not been answered for `quietMs`
+   * (the start-up burst of presence and conversation events has settled), at most `timeoutMs`.
+   */
+  async settle(quietMs: number, timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      const { perNode, youngestMs } = this.parkedState();
+      if (perNode.reduce((a, b) => a + b, 0) === this.users.length && youngestMs >= quietMs) return true;
+      await sleep(50);
+    }
+    return false;
+  }
+
+  private async pollLoop(u: User): Promise<void> {
+    const client = this.clients[u.node]!;
+    const timeoutMs = (this.opts.wait + 10) * 1000;
+    while (!this.stopPolls) {
+      const path = u.cursor === undefined ? `/api/events?wait=${this.opts.wait}` : `/api/events?wait=${this.opts.wait}&since=${encodeURIComponent(u.cursor)}`;
+      u.parked = true;
+      u.pollSentAt = performance.now();
+      let res: JsonResponse;
+      try {
+        this.polls++;
+        res = await client.request(path, { token: u.token, timeoutMs });
+      } catch (e) {
+        u.parked = false;
+        if (this.stopPolls) break;
+        this.problem(`poll ${(e as { code?: string }).code ?? (e as Error).message}`);
+        // 20 ms after a dropped keep-alive socket (retry at once is fine); 500 ms after anything else.
+        await sleep(isRetryable(e) ? 20 : 500);
+        continue;
+      }
+      u.parked = false;
+      const now = performance.now();
+      if (res.status === 200 && typeof res.body?.cursor === 'string' && Array.isArray(res.body.events)) {
+        this.onEvents(u, res.body.events, now);
+        u.cursor = res.body.cursor;
+      } else if (res.status === 400 && res.body?.error?.code === 'bad_cursor') {
+        this.problem('poll 400 bad_cursor');
+        u.cursor = undefined;
+      } else {
+        this.problem(`poll ${describe(res).slice(0, 80)}`);
+        // Half a second: a failing node must not be hammered by a thousand loops.
+        await sleep(500);
+      }
+    }
+    u.parked = false;
+  }
+
+  private onEvents(u: User, events: any[], now: number): void {
+    for (const ev of events) {
+      const type = String(ev?.type);
+      this.eventCounts[type] = (this.eventCounts[type] ?? 0) + 1;
+      if (type === 'message') {
+        const m = ev.message;
+        if (m?.from === u.name) {
+          this.ownEchoes++;
+          continue;
+        }
+        const id = idFromText(m?.text);
+        const rec = id === undefined ? undefined : this.sent.get(id);
+        if (!rec) {
+          this.unknownMessages++;
+          continue;
+        }
+        if (rec.receivedAt !== undefined) {
+          this.duplicates++;
+          continue;
+        }
+        if (rec.recipient !== u.i) this.misdelivered++;
+        rec.receivedAt = now;
+      } else if (type === 'receipt') {
+        if (ev.user === u.name) continue; // my own progress, echoed to my other devices
+        const status = String(ev.status);
+        this.receipts[status] = (this.receipts[status] ?? 0) + 1;
+        const upTo = Number(ev.up_to);
+        if (!Number.isFinite(upTo)) continue;
+        const st = this.receiptStateOf(String(ev.conversation), u.i);
+        if (upTo > st.upTo) st.upTo = upTo;
+        st.pending = st.pending.filter((r) => {
+          if (r.seq! <= upTo) {
+            r.receiptAt = now;
+            return false;
+          }
+          return true;
+        });
+      }
+    }
+  }
+
+  private receiptStateOf(conversation: string, sender: number) {
+    const key = `${conversation}\u0000${sender}`;
+    let st = this.receiptState.get(key);
+    if (!st) this.receiptState.set(key, (st = { upTo: -Infinity, pending: [] }));
+    return st;
+  }
+
+  /**
+   * Run `senders` closed loops from now until `until` (performance.now() ms): each picks a random
+   * pair and direction and posts one message, the next only after the answer. Messages whose send
+   * starts within [measureFrom, measureTo) count in the figures.
+   */
+  async send(senders: number, until: number, measureFrom: number, maxMessages: number): Promise<void> {
+    this.measureFrom = measureFrom;
+    this.measureTo = until;
+    const loops = Array.from({ length: senders }, () => this.senderLoop(until, maxMessages));
+    await Promise.all(loops);
+  }
+
+  private async senderLoop(until: number, maxMessages: number): Promise<void> {
+    const pairs = this.users.length / 2;
+    while (performance.now() < until && this.counter < maxMessages) {
+      const k = Math.floor(Math.random() * pairs);
+      const s = this.users[2 * k + (Math.random() < 0.5 ? 0 : 1)]!;
+      const id = `${this.opts.runTag}-${this.counter++}`;
+      const t0 = performance.now();
+      const rec: Sent = { t0, sender: s.i, recipient: s.partner, conversation: s.conversation, measured: t0 >= this.measureFrom && t0 < this.measureTo };
+      this.sent.set(id, rec); // before the POST: the recipient may hear of it before we hear the 201
+      const body = { text: `${id} ${this.filler}`, client_id: id };
+      const path = `/api/conversations/${encodeURIComponent(s.conversation)}/messages`;
+      let res: JsonResponse | undefined;
+      // A retry reuses the client_id, so the server answers the first message again (never a duplicate).
+      for (let attempt = 0; attempt < 3 && !res; attempt++) {
+        try {
+          res = await this.clients[s.node]!.request(path, { token: s.token, body, timeoutMs: this.opts.requestTimeoutMs });
+        } catch (e) {
+          if (!isRetryable(e)) {
+            this.problem(`send ${(e as Error).message.slice(0, 80)}`);
+            break;
+          }
+          this.sendRetries++;
+        }
+      }
+      if (res && (res.status === 201 || res.status === 200) && typeof res.body?.message?.seq === 'number') {
+        rec.ackAt = performance.now();
+        rec.seq = res.body.message.seq as number;
+        const st = this.receiptStateOf(s.conversation, s.i);
+        if (rec.seq <= st.upTo) rec.receiptAt = rec.ackAt;
+        else st.pending.push(rec);
+      } else {
+        if (res) this.problem(`send ${describe(res).slice(0, 80)}`);
+        else this.problem('send gave up after 3 network errors');
+        // 20 ms: a failing send must not become a hot loop.
+        await sleep(20);
+      }
+    }
+  }
+
+  /** Messages acknowledged by the server (201/200). */
+  acked(): Sent[] {
+    return [...this.sent.values()].filter((r) => r.ackAt !== undefined);
+  }
+
+  /**
+   * Wait until every acknowledged message has reached its recipient and been covered by a receipt
+   * seen by its sender, at most `timeoutMs`. Returns the wait, ms.
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    const start = performance.now();
+    const deadline = start + timeoutMs;
+    while (performance.now() < deadline) {
+      let outstanding = 0;
+      for (const r of this.sent.values()) if (r.ackAt !== undefined && (r.receivedAt === undefined || r.receiptAt === undefined)) outstanding++;
+      if (outstanding === 0) break;
+      await sleep(50);
+    }
+    return performance.now() - start;
+  }
+
+  /** Stop every poll loop: no new polls; the caller closes the agents to end the outstanding ones. */
+  async stopPolling(closeAgents: () => void): Promise<void> {
+    this.stopPolls = true;
+    closeAgents();
+    await Promise.all(this.pollLoops);
+  }
+}

@@ -1,0 +1,389 @@
+/**
+ * Parley's load benchmark (the core issue): two nodes on PostgreSQL + Redis, N users each holding a
+ * long-poll (half on each node), S closed-loop senders posting 1-to-1 messages across nodes.
+ * Prints delivered messages/s, end-to-end latency, losses, receipts, server RSS per parked poll
+ * and CPU use, writes bench/out/load-<date>.json, and with --profile summarises where the nodes'
+ * CPU time went during the measured phase.
+ *
+ *   npm run bench -- --users 1000 --senders 50 --seconds 20
+ *   node --import tsx bench/load.ts --users 100 --seconds 5 --profile
+ *
+ * See bench/README.md for every flag and how to read the figures.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { NodeClient } from './lib/client.js';
+import { cpuMs, cpuMsByName, freePort, machineCpu, rssBytes, startNode, stopNode, waitReady, type RunningNode, type ServerMode } from './lib/nodes.js';
+import { formatSummary, readProfile, summariseProfile, type ProfileSummary } from './lib/profile.js';
+import { checkServices, deleteKeys, dropSchema } from './lib/services.js';
+import { ms, round, summarise, type LatencySummary } from './lib/stats.js';
+import { Workload } from './lib/workload.js';
+
+/** The issue's targets for this first cut. */
+const TARGETS = { deliveredPerSecond: 2000, p99Ms: 100, lost: 0, kibPerParked: 30 };
+
+/** Time a node gets to exit after SIGTERM (answer parked polls, close pools, write its profile). */
+const STOP_GRACE_MS = 15_000;
+/** A node starts (migrations included) well within this. */
+const READY_TIMEOUT_MS = 60_000;
+/** Polls must have been quiet this long before the parked-memory reading starts its idle time. */
+const SETTLE_QUIET_MS = 1000;
+
+const say = (msg: string): void => {
+  process.stderr.write(`[load ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
+};
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function repoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const pkg = path.join(dir, 'package.json');
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'parley') return dir;
+    dir = path.dirname(dir);
+  }
+  throw new Error('cannot find the repository root (package.json named parley)');
+}
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      users: { type: 'string', default: '1000' },
+      senders: { type: 'string', default: '50' },
+      seconds: { type: 'string', default: '20' },
+      warmup: { type: 'string', default: '2' },
+      wait: { type: 'string', default: '20' },
+      idle: { type: 'string', default: '3' },
+      drain: { type: 'string', default: '10' },
+      'text-bytes': { type: 'string', default: '64' },
+      'setup-concurrency': { type: 'string', default: '16' },
+      'max-messages': { type: 'string', default: '2000000' },
+      server: { type: 'string' },
+      profile: { type: 'boolean', default: false },
+      check: { type: 'boolean', default: false },
+      'database-url': { type: 'string', default: process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' },
+      'redis-url': { type: 'string', default: process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(readFileSync(path.join(repoRoot(), 'bench/README.md'), 'utf8'));
+    process.exit(0);
+  }
+  const num = (name: keyof typeof values, min: number, max: number): number => {
+    const n = Number(values[name]);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      console.error(`--${String(name)} must be a number in ${min}..${max}`);
+      process.exit(2);
+    }
+    return n;
+  };
+  const runningFromDist = fileURLToPath(import.meta.url).includes(`${path.sep}dist${path.sep}`);
+  const server = (values.server ?? (runningFromDist ? 'dist' : 'tsx')) as ServerMode;
+  if (server !== 'tsx' && server !== 'dist') {
+    console.error('--server must be tsx or dist');
+    process.exit(2);
+  }
+  const o = {
+    users: num('users', 2, 20000),
+    senders: num('senders', 1, 1000),
+    seconds: num('seconds', 1, 300),
+    warmup: num('warmup', 0, 60),
+    wait: num('wait', 1, 25),
+    idle: num('idle', 0, 15),
+    drain: num('drain', 0, 60),
+    textBytes: num('text-bytes', 0, 16000),
+    setupConcurrency: num('setup-concurrency', 1, 500),
+    maxMessages: num('max-messages', 1, 100_000_000),
+    server,
+    profile: values.profile!,
+    check: values.check!,
+    databaseUrl: values['database-url']!,
+    redisUrl: values['redis-url']!,
+  };
+  if (o.users % 2 !== 0) {
+    console.error('--users must be even (users are paired across the two nodes)');
+    process.exit(2);
+  }
+  // The parked-memory reading holds every poll for SETTLE_QUIET_MS + idle; they must not time out meanwhile.
+  if (o.wait <= o.idle + SETTLE_QUIET_MS / 1000 + 1) {
+    console.error(`--wait (${o.wait} s) must exceed --idle (${o.idle} s) + 2 s, or polls return during the memory reading`);
+    process.exit(2);
+  }
+  return o;
+}
+
+type Snapshot = { at: number; self: NodeJS.CpuUsage; nodes: number[]; services: Record<string, number>; machine: { busy: number; total: number } };
+
+function snapshot(nodes: RunningNode[]): Snapshot {
+  return {
+    at: performance.now(),
+    self: process.cpuUsage(),
+    nodes: nodes.map((n) => cpuMs(n.child.pid!)),
+    services: cpuMsByName(['postgres', 'redis-server']),
+    machine: machineCpu(),
+  };
+}
+
+/** CPU use between two snapshots, as % of one core (the machine figure as % of all cores). */
+function cpuBetween(a: Snapshot, b: Snapshot, nodeIds: string[]) {
+  const wall = b.at - a.at;
+  const pct = (msUsed: number) => round((100 * msUsed) / wall, 0);
+  const selfMs = (b.self.user + b.self.system - a.self.user - a.self.system) / 1000;
+  return {
+    wallMs: round(wall, 0),
+    loadProcessPct: pct(selfMs),
+    nodesPct: Object.fromEntries(nodeIds.map((id, i) => [id, pct(b.nodes[i]! - a.nodes[i]!)])),
+    servicesPct: Object.fromEntries(Object.keys(b.services).map((k) => [k, pct(b.services[k]! - (a.services[k] ?? 0))])),
+    machineBusyPct: round((100 * (b.machine.busy - a.machine.busy)) / Math.max(1, b.machine.total - a.machine.total), 0),
+    cores: os.cpus().length,
+  };
+}
+
+function fmtLatency(s: LatencySummary): string {
+  return `p50 ${ms(s.p50)}  p95 ${ms(s.p95)}  p99 ${ms(s.p99)}  max ${ms(s.max)}  (n=${s.count})`;
+}
+
+function gitCommit(root: string): string | undefined {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+async function main(): Promise<number> {
+  const o = options();
+  const root = repoRoot();
+  const runTag = randomBytes(5).toString('hex');
+  const schema = `bench_${runTag}`;
+  const prefix = `bench-${runTag}:`;
+  const outDir = path.join(root, 'bench/out');
+  const profileDir = path.join(outDir, `prof-${runTag}`);
+  mkdirSync(outDir, { recursive: true });
+  if (o.profile) mkdirSync(profileDir, { recursive: true });
+
+  const nodes: RunningNode[] = [];
+  const clients: NodeClient[] = [];
+  let cleaned: Promise<void> | undefined;
+  let schemaMayExist = false;
+  const cleanup = (): Promise<void> =>
+    (cleaned ??= (async () => {
+      for (const c of clients) c.close();
+      await Promise.all(nodes.map((n) => stopNode(n, STOP_GRACE_MS).catch((e) => say(`stopping node ${n.id}: ${(e as Error).message}`))));
+      if (schemaMayExist) {
+        await dropSchema(o.databaseUrl, schema).catch((e) => say(`dropping schema ${schema}: ${(e as Error).message}`));
+        const n = await deleteKeys(o.redisUrl, prefix).catch((e) => (say(`deleting Redis keys ${prefix}*: ${(e as Error).message}`), 0));
+        say(`cleaned up: schema ${schema} dropped, ${n} Redis keys under ${prefix} deleted`);
+      }
+    })());
+  const onSignal = (sig: NodeJS.Signals) => {
+    say(`${sig}: stopping nodes and cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  // Last resort if we die some other way: never leave a node running.
+  process.once('exit', () => {
+    for (const n of nodes) if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGKILL');
+  });
+
+  try {
+    await checkServices(o.databaseUrl, o.redisUrl);
+    const masterKey = randomBytes(32).toString('hex');
+    const ids = ['a', 'b'];
+    const ports = [await freePort(), await freePort()];
+    schemaMayExist = true;
+    say(`starting nodes ${ids.join(', ')} (${o.server}) on ports ${ports.join(', ')}; schema ${schema}, Redis prefix ${prefix}`);
+    for (let k = 0; k < 2; k++) {
+      nodes.push(
+        startNode(
+          {
+            id: ids[k]!,
+            root,
+            mode: o.server,
+            profileDir: o.profile ? profileDir : undefined,
+            logFile: path.join(outDir, `node-${ids[k]}-${runTag}.log`),
+            env: {
+              DATABASE_URL: o.databaseUrl,
+              DATABASE_SCHEMA: schema,
+              REDIS_URL: o.redisUrl,
+              REDIS_PREFIX: prefix,
+              MASTER_KEY: masterKey,
+              RATE_LIMIT: 'off',
+              LOG_LEVEL: 'warn',
+              NODE_ID: ids[k]!,
+            },
+          },
+          ports[k]!,
+        ),
+      );
+    }
+    await Promise.all(nodes.map((n) => waitReady(n, READY_TIMEOUT_MS)));
+    say('both nodes ready');
+
+    const sockets = o.users + o.senders + 64;
+    for (const p of ports) clients.push(new NodeClient('127.0.0.1', p, sockets));
+    const w = new Workload(clients, {
+      users: o.users,
+      wait: o.wait,
+      textBytes: o.textBytes,
+      requestTimeoutMs: 30_000,
+      runTag: `m${runTag}`,
+      password: `bench-${runTag}`,
+      log: say,
+    });
+
+    const setupStart = performance.now();
+    await w.register(o.setupConcurrency);
+    await w.pair(o.setupConcurrency);
+    const setupMs = performance.now() - setupStart;
+    say(`setup: ${o.users} users and ${o.users / 2} conversations in ${(setupMs / 1000).toFixed(1)} s`);
+
+    // Memory with nothing parked, after the same idle time the parked reading gets.
+    await sleep(o.idle * 1000);
+    const rssIdle = nodes.map((n) => rssBytes(n.child.pid!));
+    w.startPolling();
+    const settled = await w.settle(SETTLE_QUIET_MS, 15_000);
+    await sleep(o.idle * 1000);
+    const parked = w.parkedState();
+    const rssParked = nodes.map((n) => rssBytes(n.child.pid!));
+    if (parked.youngestMs < o.idle * 1000) say(`warning: a poll was answered during the memory reading (youngest ${round(parked.youngestMs, 0)} ms)`);
+    const memory = ids.map((id, k) => ({
+      node: id,
+      parked: parked.perNode[k]!,
+      rssIdleMiB: round(rssIdle[k]! / 2 ** 20, 1),
+      rssParkedMiB: round(rssParked[k]! / 2 ** 20, 1),
+      kibPerParked: parked.perNode[k]! ? round((rssParked[k]! - rssIdle[k]!) / 1024 / parked.perNode[k]!, 1) : NaN,
+    }));
+    const totalParked = parked.perNode.reduce((a, b) => a + b, 0);
+    const kibPerParked = totalParked ? round((rssParked.reduce((a, b) => a + b, 0) - rssIdle.reduce((a, b) => a + b, 0)) / 1024 / totalParked, 1) : NaN;
+    say(`parked ${totalParked} polls (settled: ${settled}); RSS per parked poll ${kibPerParked} KiB`);
+
+    // Load: warm-up, then the measured window; CPU snapshots at the window's edges.
+    const hrOffsetUs = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
+    const start = performance.now();
+    const measureFrom = start + o.warmup * 1000;
+    const until = measureFrom + o.seconds * 1000;
+    let snapFrom: Snapshot | undefined;
+    const snapTimer = setTimeout(() => (snapFrom = snapshot(nodes)), measureFrom - start);
+    say(`sending: ${o.senders} senders, ${o.warmup} s warm-up + ${o.seconds} s measured`);
+    await w.send(o.senders, until, measureFrom, o.maxMessages);
+    clearTimeout(snapTimer);
+    const snapTo = snapshot(nodes);
+    snapFrom ??= snapTo;
+    const sendEnd = performance.now();
+    say(`senders done; draining (up to ${o.drain} s)`);
+    const drainMs = await w.drain(o.drain * 1000);
+    await w.stopPolling(() => clients.forEach((c) => c.close()));
+
+    // Figures.
+    const all = [...w.sent.values()];
+    const acked = all.filter((r) => r.ackAt !== undefined);
+    const measured = acked.filter((r) => r.measured);
+    const lost = acked.filter((r) => r.receivedAt === undefined);
+    const receivedUnacked = all.filter((r) => r.ackAt === undefined && r.receivedAt !== undefined).length;
+    const deliveredMeasured = measured.filter((r) => r.receivedAt !== undefined);
+    const e2e = summarise(deliveredMeasured.map((r) => r.receivedAt! - r.t0));
+    const sendLat = summarise(measured.map((r) => r.ackAt! - r.t0));
+    const withReceipt = measured.filter((r) => r.receiptAt !== undefined);
+    const receiptLat = summarise(withReceipt.map((r) => r.receiptAt! - r.t0));
+    const cpu = cpuBetween(snapFrom, snapTo, ids);
+    const deliveredPerSecond = round(deliveredMeasured.length / o.seconds, 0);
+
+    // Stop the nodes now so their profiles are written, then read them.
+    say('stopping nodes');
+    await Promise.all(nodes.map((n) => stopNode(n, STOP_GRACE_MS)));
+    const profiles: Array<{ node: string; file: string; summary: ProfileSummary }> = [];
+    if (o.profile) {
+      const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
+      for (const n of nodes) {
+        const f = files.find((x) => x.includes(`.${n.child.pid}.`));
+        if (!f) {
+          say(`no CPU profile from node ${n.id} (did it exit on SIGTERM?)`);
+          continue;
+        }
+        const file = path.join(profileDir, f);
+        const window = { fromUs: hrOffsetUs + measureFrom * 1000, toUs: hrOffsetUs + until * 1000 };
+        profiles.push({ node: n.id, file: path.relative(root, file), summary: summariseProfile(readProfile(file), { window }) });
+      }
+    }
+
+    const verdict = {
+      deliveredPerSecond: deliveredPerSecond >= TARGETS.deliveredPerSecond,
+      p99: e2e.p99 < TARGETS.p99Ms,
+      lost: lost.length === TARGETS.lost,
+      memory: kibPerParked < TARGETS.kibPerParked,
+    };
+    const report = {
+      date: new Date().toISOString(),
+      commit: gitCommit(root),
+      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version },
+      options: { ...o, databaseUrl: undefined, redisUrl: undefined, profileDir: o.profile ? path.relative(root, profileDir) : undefined },
+      setupSeconds: round(setupMs / 1000, 1),
+      sent: acked.length,
+      sentMeasured: measured.length,
+      sentPerSecond: round(measured.length / o.seconds, 0),
+      delivered: deliveredMeasured.length,
+      deliveredPerSecond,
+      lost: lost.length,
+      lostSample: lost.slice(0, 5).map((r) => ({ sender: `u${r.sender}`, recipient: `u${r.recipient}`, conversation: r.conversation, seq: r.seq })),
+      duplicates: w.duplicates,
+      misdelivered: w.misdelivered,
+      unknownMessages: w.unknownMessages,
+      notAckedButReceived: receivedUnacked,
+      latencyMs: { endToEnd: e2e, send: sendLat, receipt: receiptLat },
+      receipts: { events: w.receipts, messagesCovered: withReceipt.length, messagesMeasured: measured.length },
+      memory: { kibPerParked, perNode: memory, settled },
+      cpu,
+      polls: w.polls,
+      events: w.eventCounts,
+      ownEchoes: w.ownEchoes,
+      sendRetries: w.sendRetries,
+      problems: w.problems,
+      drainMs: round(drainMs, 0),
+      sendPhaseMs: round(sendEnd - start, 0),
+      targets: TARGETS,
+      verdict,
+      profiles: profiles.map((p) => ({ node: p.node, file: p.file, ...p.summary })),
+    };
+    const outFile = path.join(outDir, `load-${report.date.replace(/[:.]/g, '-')}.json`);
+    writeFileSync(outFile, JSON.stringify(report, null, 2));
+
+    const ok = (b: boolean) => (b ? 'met' : 'MISSED');
+    const lines = [
+      '',
+      `Parley load: ${o.users} users (${o.users / 2} per node), ${o.senders} senders, ${o.seconds} s measured after ${o.warmup} s warm-up, server ${o.server}${o.profile ? ', PROFILING (slower)' : ''}, commit ${report.commit ?? '?'}`,
+      `  sent (201)              ${acked.length} in all, ${measured.length} measured (${report.sentPerSecond}/s)`,
+      `  delivered               ${deliveredMeasured.length} measured = ${deliveredPerSecond} messages/s`,
+      `  lost                    ${lost.length}   duplicates ${w.duplicates}   misdelivered ${w.misdelivered}   received without a 201 ${receivedUnacked}`,
+      `  end-to-end latency      ${fmtLatency(e2e)}`,
+      `  send latency (POST)     ${fmtLatency(sendLat)}`,
+      `  receipts seen by senders  delivered ${w.receipts['delivered'] ?? 0}, read ${w.receipts['read'] ?? 0} events; ${withReceipt.length}/${measured.length} measured messages covered; send→receipt ${fmtLatency(receiptLat)}`,
+      `  RSS per parked poll     ${kibPerParked} KiB  (${memory.map((m) => `${m.node}: ${m.parked} parked, ${m.rssIdleMiB} → ${m.rssParkedMiB} MiB, ${m.kibPerParked} KiB each`).join('; ')})`,
+      `  CPU (measured window)   load process ${cpu.loadProcessPct}% of a core; nodes ${Object.entries(cpu.nodesPct).map(([k, v]) => `${k} ${v}%`).join(', ')}; postgres ${cpu.servicesPct['postgres']}%, redis ${cpu.servicesPct['redis-server']}%; machine ${cpu.machineBusyPct}% busy of ${cpu.cores} cores`,
+      `  polls ${w.polls}, events ${JSON.stringify(w.eventCounts)}, send retries ${w.sendRetries}, drain ${round(drainMs, 0)} ms, setup ${report.setupSeconds} s`,
+      `  problems                ${Object.keys(w.problems).length ? JSON.stringify(w.problems) : 'none'}`,
+      `  targets                 ≥${TARGETS.deliveredPerSecond}/s ${ok(verdict.deliveredPerSecond)}; p99 <${TARGETS.p99Ms} ms ${ok(verdict.p99)}; 0 lost ${ok(verdict.lost)}; <${TARGETS.kibPerParked} KiB/parked poll ${ok(verdict.memory)}`,
+      `  report                  ${path.relative(root, outFile)}`,
+    ];
+    console.log(lines.join('\n'));
+    for (const p of profiles) console.log('\n' + formatSummary(`CPU profile of node ${p.node} (${p.file}), measured window`, p.summary));
+    return o.check && !Object.values(verdict).every(Boolean) ? 1 : 0;
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    say(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);
