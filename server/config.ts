@@ -41,6 +41,8 @@ const schema = z.object({
   S3_BUCKET: z.string().optional(),
   S3_ENDPOINT: z.string().url().optional(),
   S3_REGION: z.string().default('us-east-1'),
+  /** Seconds without a heartbeat before a user is offline (60: a long-poll re-polls every ≤25 s, so two missed polls). */
+  PRESENCE_TIMEOUT: int(1, 3600).default(60),
   /** Origins allowed to call the API and BOSH cross-origin; `*` for any. */
   CORS_ORIGINS: z.string().default('*'),
 });
@@ -67,6 +69,7 @@ export type Config = {
   uploadsPerMinute: number;
   s3: { bucket: string; endpoint: string | undefined; region: string } | undefined;
   corsOrigins: string[] | '*';
+  presenceTimeoutMs: number;
 };
 
 /** Read and validate the configuration; throws one Error listing every bad variable. */
@@ -103,6 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     imagePixelLimit: e.IMAGE_PIXEL_LIMIT,
     uploadsPerMinute: e.UPLOADS_PER_MINUTE,
     s3: e.S3_BUCKET ? { bucket: e.S3_BUCKET, endpoint: e.S3_ENDPOINT, region: e.S3_REGION } : undefined,
+    presenceTimeoutMs: e.PRESENCE_TIMEOUT * 1000,
     corsOrigins: e.CORS_ORIGINS === '*' ? '*' : e.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
   };
 }

@@ -87,9 +87,10 @@ export async function assemble(
     masterKey: opts.masterKey ?? resolveMasterKey(config, log),
     nodeId: config.nodeId,
     log,
+    presenceTimeoutMs: config.presenceTimeoutMs,
     onSent: (n) => metrics.messagesSent.inc(n),
   });
-  await core.start();
+  await core.start(() => lot.holding());
   lot.start();
   return { config, log, db, store, bus, core, lot, metrics };
 }

@@ -23,6 +23,7 @@ export class Core {
     masterKey: Buffer;
     nodeId: string;
     log: Logger;
+    presenceTimeoutMs?: number;
     onSent?: (n: number) => void;
   }) {
     this.accounts = new Accounts(opts.store, opts.bus);
@@ -30,13 +31,13 @@ export class Core {
     this.notifier = new Notifier(opts.bus, opts.log);
     this.messaging = new Messaging(opts.store, this.keys, this.notifier, opts.log, opts.onSent);
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
-    this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log);
+    this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
   }
 
-  /** Start background work: logout broadcasts, presence sweeping. */
-  async start(): Promise<void> {
+  /** Start background work: logout broadcasts, presence sweeping (holding: users with parked requests here). */
+  async start(holding?: () => Iterable<number>): Promise<void> {
     await this.accounts.start();
-    this.presence.start();
+    this.presence.start(holding);
   }
 
   /** Stop background work and flush what is pending. */

@@ -3,12 +3,12 @@ import type { Bus } from '../bus/bus.js';
 import type { NewEntry, Store } from '../store/store.js';
 import type { Notifier } from './notifier.js';
 
-/** Online means a heartbeat within 60 s: a long-poll re-polls at least every 25 s, so two missed polls. */
+/** Online means a heartbeat within 60 s by default (PRESENCE_TIMEOUT): a long-poll re-polls at least every 25 s. */
 export const ONLINE_WINDOW_MS = 60_000;
-/** A node writes a user's heartbeat to the bus at most every 5 s, not on every request. */
-export const HEARTBEAT_EVERY_MS = 5_000;
-/** How often each node sweeps expired heartbeats. */
-export const SWEEP_EVERY_MS = 5_000;
+/** A node writes a user's heartbeat to the bus at most every 5 s (or a twelfth of the window), not on every request. */
+const HEARTBEAT_EVERY_MS = 5_000;
+/** How often each node sweeps expired heartbeats (at most every 5 s, more often for short windows). */
+const SWEEP_EVERY_MS = 5_000;
 /** Presence changes are gathered for 1 s and written in one transaction (presence storms). */
 export const COALESCE_MS = 1_000;
 
@@ -29,6 +29,8 @@ export class Presence {
   private timers: NodeJS.Timeout[] = [];
   private flushing: Promise<void> = Promise.resolve();
   private readonly log: Logger;
+  private readonly heartbeatEvery: number;
+  private readonly sweepEvery: number;
 
   constructor(
     private readonly bus: Bus,
@@ -36,14 +38,25 @@ export class Presence {
     private readonly notifier: Notifier,
     private readonly nodeId: string,
     log: Logger,
+    private readonly window: number = ONLINE_WINDOW_MS,
     private readonly now: () => number = Date.now,
   ) {
     this.log = log.child({ module: 'presence' });
+    this.heartbeatEvery = Math.min(HEARTBEAT_EVERY_MS, Math.floor(window / 12));
+    this.sweepEvery = Math.min(SWEEP_EVERY_MS, Math.max(100, Math.floor(window / 4)));
   }
 
-  /** Start the sweeper and the coalescing flush. */
-  start(): void {
-    this.timers.push(setInterval(() => void this.sweep(), SWEEP_EVERY_MS).unref());
+  /**
+   * Start the sweeper and the coalescing flush. `holding` lists users with a request parked on
+   * this node: a parked request is presence too, so they are kept online while they wait.
+   */
+  start(holding: () => Iterable<number> = () => []): void {
+    this.timers.push(
+      setInterval(() => {
+        for (const id of holding()) this.touch(id);
+        void this.sweep();
+      }, this.sweepEvery).unref(),
+    );
     this.timers.push(setInterval(() => void this.flush(), COALESCE_MS).unref());
   }
 
@@ -58,7 +71,7 @@ export class Presence {
   touch(userId: number): void {
     const t = this.now();
     const last = this.lastWrite.get(userId);
-    if (last !== undefined && t - last < HEARTBEAT_EVERY_MS) return;
+    if (last !== undefined && t - last < this.heartbeatEvery) return;
     this.lastWrite.set(userId, t);
     this.bus.heartbeat(String(userId), this.nodeId, t).then(
       (cameOnline) => {
@@ -74,7 +87,7 @@ export class Presence {
     const out = new Map<number, PresenceView>();
     for (const u of users) {
       const beat = beats.get(String(u.id));
-      const online = beat !== undefined && this.now() - beat < ONLINE_WINDOW_MS;
+      const online = beat !== undefined && this.now() - beat < this.window;
       out.set(u.id, {
         online,
         last_seen: beat !== undefined ? new Date(beat).toISOString() : (u.lastSeen?.toISOString() ?? null),
@@ -87,8 +100,8 @@ export class Presence {
   async sweep(): Promise<void> {
     try {
       const t = this.now();
-      for (const [id, at] of this.lastWrite) if (t - at > ONLINE_WINDOW_MS) this.lastWrite.delete(id);
-      const expired = await this.bus.sweepExpired(t - ONLINE_WINDOW_MS, 1000);
+      for (const [id, at] of this.lastWrite) if (t - at > this.window) this.lastWrite.delete(id);
+      const expired = await this.bus.sweepExpired(t - this.window, 1000);
       if (expired.length === 0) return;
       await this.store.setLastSeen(expired.map((e) => ({ userId: Number(e.userId), at: new Date(e.lastMs) })));
       for (const e of expired) {

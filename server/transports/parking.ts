@@ -68,6 +68,11 @@ export class ParkingLot {
     return this.count;
   }
 
+  /** Users with a request parked here now. */
+  *holding(): Iterable<number> {
+    for (const [id, slot] of this.slots) if (slot.refs > 0) yield id;
+  }
+
   /** True once shutdown began: transports answer at once instead of parking. */
   get isClosing(): boolean {
     return this.closing;

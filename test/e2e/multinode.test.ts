@@ -1,0 +1,120 @@
+import { expect } from 'chai';
+import { as, pollEvents, register, waitForEvent } from '../support/client.js';
+import { requireServices } from '../support/services.js';
+import { startStack, type Stack } from '../support/stack.js';
+
+describe('several nodes behind a load balancer that is not sticky', function () {
+  this.timeout(60_000);
+  let stack: Stack;
+  let A: string;
+  let B: string;
+  before(async function () {
+    await requireServices(this);
+    stack = await startStack({ backend: 'real', nodes: 2 });
+    [A, B] = stack.nodes.map((n) => n.url) as [string, string];
+  });
+  after(async () => stack?.close());
+
+  async function pair() {
+    const alice = await register(A, 'alice');
+    const bob = await register(B, 'bob');
+    const conv = (await as(A, alice).post('/api/conversations').send({ with: bob.name }).expect(201)).body.conversation;
+    await pollEvents(A, alice);
+    await pollEvents(B, bob);
+    return { alice, bob, conv };
+  }
+
+  it("bob's long-poll parked on node B wakes as soon as alice sends on node A", async () => {
+    const { alice, bob, conv } = await pair();
+    const started = Date.now();
+    const parked = pollEvents(B, bob, 20);
+    await new Promise((r) => setTimeout(r, 300)); // let it park
+    expect(stack.nodes[1]!.deps.lot.parked).to.equal(1);
+    await as(A, alice).post(`/api/conversations/${conv.id}/messages`).send({ text: 'across nodes' }).expect(201);
+    const events = await parked;
+    expect(Date.now() - started).to.be.below(3000); // woken, not timed out after 20 s
+    expect(events.map((e) => e.message?.text)).to.include('across nodes');
+  });
+
+  it('bob, offline, gets alice\'s messages in order from his cursor on either node; the same cursor replays the same batch', async () => {
+    const { alice, bob, conv } = await pair();
+    const since = bob.cursor!;
+    for (let i = 1; i <= 5; i++) {
+      const node = i % 2 ? A : B; // alice's sends alternate nodes too
+      await as(node, alice).post(`/api/conversations/${conv.id}/messages`).send({ text: `m${i}` }).expect(201);
+    }
+    const first = await as(B, bob).get(`/api/events?since=${since}&wait=0`).expect(200);
+    const replay = await as(A, bob).get(`/api/events?since=${since}&wait=0`).expect(200);
+    const texts = (body: any) => body.events.filter((e: any) => e.type === 'message').map((e: any) => e.message.text);
+    expect(texts(first.body)).to.deep.equal(['m1', 'm2', 'm3', 'm4', 'm5']);
+    expect(replay.body.events.map((e: any) => e.message?.id)).to.deep.equal(first.body.events.map((e: any) => e.message?.id));
+    expect(replay.body.cursor).to.equal(first.body.cursor);
+  });
+
+  it('a poll without since starts at the oldest event no device of bob acknowledged', async () => {
+    const { alice, bob, conv } = await pair();
+    await as(A, alice).post(`/api/conversations/${conv.id}/messages`).send({ text: 'unacked' }).expect(201);
+    const fresh = await as(B, bob).get('/api/events?wait=0').expect(200); // a new device, no cursor
+    expect(fresh.body.events.map((e: any) => e.message?.text)).to.include('unacked');
+  });
+
+  it('a sender offline when bob read learns delivered and read from its stream when back, on the other node', async () => {
+    const { alice, bob, conv } = await pair();
+    const sent = await as(A, alice).post(`/api/conversations/${conv.id}/messages`).send({ text: 'are you there' }).expect(201);
+    await pollEvents(B, bob);
+    await pollEvents(B, bob); // acknowledges
+    await as(B, bob).post(`/api/conversations/${conv.id}/read`).send({ up_to: sent.body.message.seq }).expect(204);
+    const events = await pollEvents(B, alice); // alice comes back on node B
+    const receipts = events.filter((e) => e.type === 'receipt').map((e) => [e.status, e.user, e.up_to]);
+    expect(receipts).to.deep.equal([
+      ['delivered', bob.name, sent.body.message.seq],
+      ['read', bob.name, sent.body.message.seq],
+    ]);
+  });
+
+  it('no acknowledged message is lost when node A dies between commit and wake-up', async () => {
+    // A stack of its own, since one of its nodes dies: node X "dies" right after its commit
+    // (its wake-ups dropped), then is killed; node Y must still deliver the message.
+    const doomed = await startStack({ backend: 'real', nodes: 2 });
+    try {
+      const [X, Y] = doomed.nodes.map((n) => n.url) as [string, string];
+      const alice = await register(X, 'alice');
+      const bob = await register(Y, 'bob');
+      const conv = (await as(X, alice).post('/api/conversations').send({ with: bob.name }).expect(201)).body.conversation;
+      await pollEvents(Y, bob);
+      const nodeX = doomed.nodes[0]!;
+      nodeX.deps.core.notifier.wake = () => undefined; // the process dies after COMMIT, before PUBLISH
+      const parked = pollEvents(Y, bob, 2);
+      await new Promise((r) => setTimeout(r, 200));
+      const sent = await as(X, alice).post(`/api/conversations/${conv.id}/messages`).send({ text: 'survives' }).expect(201);
+      await nodeX.kill();
+      const got = [...(await parked), ...(await pollEvents(Y, bob, 0))];
+      expect(got.filter((e) => e.type === 'message').map((e) => e.message.id)).to.deep.equal([sent.body.message.id]);
+    } finally {
+      await doomed.close();
+    }
+  });
+
+  it('a group: status is the least advanced member, with delivered_to and read_by', async () => {
+    const alice = await register(A, 'alice');
+    const bob = await register(B, 'bob');
+    const carol = await register(A, 'carol');
+    const group = (await as(A, alice).post('/api/conversations').send({ title: 'Trip', members: [bob.name, carol.name] }).expect(201))
+      .body.conversation;
+    expect(group.kind).to.equal('group');
+    for (const u of [alice, bob, carol]) await pollEvents(A, u);
+    const sent = await as(A, alice).post(`/api/conversations/${group.id}/messages`).send({ text: 'hello all' }).expect(201);
+    await pollEvents(B, bob);
+    await pollEvents(B, bob); // bob's device acknowledges
+    const r1 = await waitForEvent(A, alice, (e) => e.type === 'receipt');
+    expect(r1).to.include({ user: bob.name, status: 'delivered' });
+    let history = await as(B, alice).get(`/api/conversations/${group.id}/messages`).expect(200);
+    expect(history.body.messages[0]).to.deep.include({ status: 'sent', delivered_to: [bob.name], read_by: [] });
+    await pollEvents(A, carol);
+    await pollEvents(A, carol);
+    await as(A, carol).post(`/api/conversations/${group.id}/read`).send({ up_to: sent.body.message.seq }).expect(204);
+    await as(B, bob).post(`/api/conversations/${group.id}/read`).send({ up_to: sent.body.message.seq }).expect(204);
+    history = await as(B, alice).get(`/api/conversations/${group.id}/messages`).expect(200);
+    expect(history.body.messages[0]).to.deep.include({ status: 'read', read_by: [bob.name, carol.name].sort() });
+  });
+});
