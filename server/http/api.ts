@@ -40,14 +40,20 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   const perUser = new WindowLimiter(config.requestsPerMinute, 60_000, config.rateLimit);
   const auth = requireUser(core, perUser);
 
-  async function limitShared(key: string, limit: number, windowMs: number, count: boolean): Promise<void> {
+  /** Count a hit on a counter shared by all nodes; 429 once it passes limit. */
+  async function countShared(key: string, limit: number, windowMs: number): Promise<void> {
     if (!config.rateLimit) return;
-    const n = count ? await bus.incr(key, windowMs) : Number((await bus.get(key)) ?? 0);
-    if (n > limit) throw errors.rateLimited(windowMs / 1000);
+    if ((await bus.incr(key, windowMs)) > limit) throw errors.rateLimited(windowMs / 1000);
+  }
+
+  /** 429 when a shared counter already reached limit (failed logins: checked before, counted after). */
+  async function checkShared(key: string, limit: number, windowMs: number): Promise<void> {
+    if (!config.rateLimit) return;
+    if (Number((await bus.get(key)) ?? 0) >= limit) throw errors.rateLimited(windowMs / 1000);
   }
 
   router.post('/register', async (req, res) => {
-    await limitShared(`rl:register:${req.ip}`, config.registrationsPerHour, 3_600_000, true);
+    await countShared(`rl:register:${req.ip}`, config.registrationsPerHour, 3_600_000);
     const b = body(req);
     const { user, token } = await core.accounts.register(b['name'], b['password']);
     sendJson(res, 201, { user: { name: user.name }, token });
@@ -57,12 +63,12 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     const b = body(req);
     const name = typeof b['name'] === 'string' ? b['name'].trim().toLowerCase().slice(0, 64) : '';
     const keys = [`rl:login:n:${name}`, `rl:login:a:${req.ip}`];
-    for (const k of keys) await limitShared(k, config.loginAttempts, LOGIN_WINDOW_MS, false);
+    for (const k of keys) await checkShared(k, config.loginAttempts, LOGIN_WINDOW_MS);
     try {
       const { user, token } = await core.accounts.login(b['name'], b['password']);
       sendJson(res, 200, { user: { name: user.name }, token });
     } catch (err) {
-      for (const k of keys) await limitShared(k, Number.MAX_SAFE_INTEGER, LOGIN_WINDOW_MS, true);
+      if (config.rateLimit) for (const k of keys) await bus.incr(k, LOGIN_WINDOW_MS);
       throw err;
     }
   });
