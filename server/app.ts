@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import type { Deps } from './deps.js';
 import { apiRouter } from './http/api.js';
 import { errorHandler, notFound } from './http/errors.js';
+import { filesRouter } from './http/files.js';
+import { boshRouter } from './transports/bosh/router.js';
 
 const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'public');
 
@@ -71,8 +73,11 @@ export function createApp(deps: Deps): Express {
     express.urlencoded({ extended: false, limit: config.bodyLimit, parameterLimit: 200 }),
   ];
   const api = apiRouter(deps);
-  app.use('/api', cors(config.corsOrigins), ...parsers, api.router);
+  const files = filesRouter({ config, core: deps.core, db: deps.db, bus: deps.bus, blobs: deps.blobs, log }, api.auth);
+  app.use('/api', cors(config.corsOrigins), ...parsers, api.router, files);
   app.use('/api', notFound);
+
+  app.use(boshRouter(deps).router); // BOSH (XEP-0124/0206): POST /http-bind and /bosh
 
   app.use(express.static(PUBLIC_DIR, { index: 'index.html', maxAge: '1h' }));
   app.use(notFound);

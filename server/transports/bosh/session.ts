@@ -50,8 +50,8 @@ export interface Buffered {
   body: string;
   /** When it was sent (ms), for `report`/`time`. */
   at: number;
-  /** The stream cursor after the events this response carried, when it carried any. */
-  cursor?: string;
+  /** The stream position after the events this response carried, when it carried any. */
+  cursor?: number;
 }
 
 /** A message this session sent that asked for a receipt (XEP-0184) or is markable (XEP-0333). */
@@ -92,15 +92,15 @@ export interface SessionState {
   pause: number | null;
   /** XMPP stream state. */
   auth: 'none' | 'authed' | 'bound';
-  userId: string | null;
+  userId: number | null;
   name: string | null;
   resource: string | null;
   /** Initial presence sent: the resource is available and gets messages (RFC 6121 §8.5.2). */
   available: boolean;
-  /** The stream cursor the client has confirmed (acknowledged to the core). */
-  cursor: string | null;
-  /** The cursor after the last events put in a response (not yet confirmed). */
-  sentCursor: string | null;
+  /** The stream position the client has confirmed (acknowledged to the core). */
+  cursor: number | null;
+  /** The position after the last events put in a response (not yet confirmed). */
+  sentCursor: number | null;
   /** Serialized stanzas waiting for the next response (IQ results, SASL, features). */
   outq: string[];
   /** Sent messages awaiting a receipt or a displayed marker. */
@@ -269,14 +269,14 @@ export function overactivity(s: SessionState, req: RequestShape, now: number): '
  * without acks has received everything below the rid it sends next, or it would resend it).
  * Returns the cursor the core may now treat as delivered, if it moved.
  */
-export function applyAck(s: SessionState, rid: number, ackAttr: number | null): string | null {
+export function applyAck(s: SessionState, rid: number, ackAttr: number | null): number | null {
   const ack = s.acks && ackAttr !== null ? Math.min(ackAttr, rid - 1) : rid - 1;
   if (ack <= s.clientAck) return null;
   s.clientAck = ack;
-  let moved: string | null = null;
+  let moved: number | null = null;
   for (const b of s.buffer) if (b.rid <= ack && b.cursor !== undefined) moved = b.cursor;
   trimBuffer(s);
-  if (moved !== null && moved !== s.cursor) {
+  if (moved !== null && (s.cursor === null || moved > s.cursor)) {
     s.cursor = moved;
     return moved;
   }
@@ -290,7 +290,7 @@ export function trimBuffer(s: SessionState): void {
 }
 
 /** Record the response to `rid` for replay. */
-export function recordResponse(s: SessionState, rid: number, body: string, now: number, cursor?: string): void {
+export function recordResponse(s: SessionState, rid: number, body: string, now: number, cursor?: number): void {
   s.held = s.held.filter((h) => h.rid !== rid);
   s.buffer = s.buffer.filter((b) => b.rid !== rid);
   s.buffer.push(cursor === undefined ? { rid, body, at: now } : { rid, body, at: now, cursor });
@@ -353,4 +353,16 @@ export function settle(s: SessionState, conversation: string, status: 'delivered
   }
   s.tracked = keep;
   return { received, displayed };
+}
+
+/**
+ * Held requests whose holder should have answered long ago (its node died, or the client went
+ * away): forget them, so they neither block inactivity nor count against `hold`. Returns their rids.
+ */
+export function pruneHeld(s: SessionState, now: number): number[] {
+  // 10 s past `wait`: a live holder answers at `wait` on the dot; the rest is clock skew and slack.
+  const limit = (s.wait + 10) * 1000;
+  const gone = s.held.filter((h) => now - h.at > limit).map((h) => h.rid);
+  if (gone.length) s.held = s.held.filter((h) => now - h.at <= limit);
+  return gone;
 }

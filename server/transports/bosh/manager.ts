@@ -1,0 +1,665 @@
+/**
+ * The BOSH connection manager: one request in, decisions under the session lock, answers out.
+ *
+ * Knows nothing of HTTP (the router hands it a string and a reply function). A request is
+ * processed in three steps: (1) under the session lock, apply the XEP-0124 rules, run the
+ * payload's stanzas against the core, add the request to `held` and decide which held requests to
+ * answer (the answer bodies are recorded in the shared state for replay before anything is sent);
+ * (2) after the lock, send the answers: to a local request directly, to another node's through
+ * its Bus channel; (3) if this request stays held, park it in the parking lot until the user's
+ * stream moves, `wait` runs out or the node shuts down.
+ *
+ * Nothing an answer carries exists only in memory: a node killed with held requests loses the
+ * HTTP connections, the client retries the rid elsewhere, and the retry is answered from the
+ * shared state (replay, or held again). Events are confirmed to the core only when the client
+ * acknowledges the response that carried them.
+ */
+import type { Logger } from 'pino';
+import type { Bus } from '../../bus/bus.js';
+import type { Principal } from '../../core/accounts.js';
+import type { Core } from '../../core/core.js';
+import { AppError } from '../../core/errors.js';
+import { decodeCursor } from '../../core/streams.js';
+import type { Store } from '../../store/store.js';
+import type { ParkingLot } from '../parking.js';
+import { creationBody, payloadBody, recoverable, terminal, terminateAck, type BoshResponse, type TerminalCondition } from './body.js';
+import {
+  applyAck, BOSH_NS, classifyRid, createSession, isInactive, MAX_OUTQ, MAX_PAUSE_S, negotiate, newSid, overactivity,
+  parseRid, pruneHeld, recordResponse, reportFor, responseAck, track, XBOSH_NS, type SessionState,
+} from './session.js';
+import { LockTimeout, SessionStore, type Outcome } from './store.js';
+import {
+  CONTACT_RESOURCE, decodePlain, NS, parseStanza, postAuthFeatures, preAuthFeatures, renderEvent, rosterItem, stanzaError,
+  type Command, type ParleyEvent, type Target,
+} from './stanzas.js';
+import { childElements, el, parseXml, serialize, XmlError, type XmlElement } from './xml.js';
+
+/** What the manager needs from the rest of Parley. */
+export interface BoshDeps {
+  core: Core;
+  store: Store;
+  lot: ParkingLot;
+  bus: Bus;
+  nodeId: string;
+  domain: string;
+  log: Logger;
+  /** Failed SASL logins allowed per name per 15 minutes (the API's login limit, shared). */
+  loginAttempts: number;
+  rateLimit: boolean;
+  now?: () => number;
+}
+
+/** Where the router sends the answer. Called exactly once per request. */
+export type Reply = (r: BoshResponse) => void;
+
+/** An answer decided under the lock, sent after it. */
+interface Delivery {
+  node: string;
+  rid: number;
+  body: string;
+}
+
+/** What one locked step decided for the request that triggered it. */
+type Step =
+  | { kind: 'reply'; response: BoshResponse; deliveries?: Delivery[] }
+  | { kind: 'early' }
+  | { kind: 'held'; deliveries: Delivery[]; wait: number; userId: number | null; after: number | null };
+
+/** A request this node holds. */
+interface LocalHold {
+  sid: string;
+  rid: number;
+  reply: Reply;
+  done: boolean;
+  ctrl: AbortController;
+}
+
+/** 15 minutes: the window of the failed-login counter, as for the JSON login. */
+const LOGIN_WINDOW_MS = 15 * 60_000;
+/** Conversation kinds never change: cache them per node (bounded). */
+const KIND_CACHE_MAX = 50_000;
+/** Direct conversation ids per (user, peer), per node (bounded). */
+const DIRECT_CACHE_MAX = 50_000;
+/**
+ * Answer held requests 500 ms before `wait` ends: the parking lot's timer wheel turns every 250 ms,
+ * and `wait` is a promise to the client (and to Heroku's 30 s router) that must not be overrun.
+ */
+const HOLD_MARGIN_MS = 500;
+/** How often a request that arrived before the gap below it re-checks the window. */
+const EARLY_POLL_MS = 10;
+
+const STREAMS_NS = 'urn:ietf:params:xml:ns:xmpp-streams';
+
+/** The BOSH connection manager of one node. */
+export class BoshManager {
+  private readonly sessions: SessionStore;
+  private readonly holds = new Map<string, LocalHold>();
+  private readonly kinds = new Map<string, 'direct' | 'group'>();
+  private readonly directs = new Map<string, string>();
+  private readonly sidUser = new Map<string, number>();
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly channel: string;
+  private ready: Promise<void> | null = null;
+  private readonly onNodeMessage = (payload: string) => this.fromOtherNode(payload);
+
+  constructor(private readonly d: BoshDeps) {
+    this.sessions = new SessionStore(d.bus);
+    this.log = d.log.child({ module: 'bosh' });
+    this.now = d.now ?? Date.now;
+    this.channel = `bosh:n:${d.nodeId}`;
+  }
+
+  /** Subscribe this node's channel (answers decided on other nodes). Idempotent. */
+  start(): Promise<void> {
+    this.ready ??= this.d.bus.subscribe(this.channel, this.onNodeMessage).catch((err: unknown) => {
+      this.ready = null;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  /** Stop listening; held requests are answered through the parking lot's shutdown. */
+  async stop(): Promise<void> {
+    for (const h of [...this.holds.values()]) void this.expire(h.sid, h.rid);
+    await this.d.bus.unsubscribe(this.channel, this.onNodeMessage).catch(() => undefined);
+  }
+
+  /** Requests held on this node now. */
+  get heldCount(): number {
+    return this.holds.size;
+  }
+
+  /** Handle one request body. Never throws: every failure becomes a BOSH answer. */
+  async handle(raw: string, reply: Reply): Promise<void> {
+    let once = false;
+    const answer: Reply = (r) => {
+      if (once) return;
+      once = true;
+      reply(r);
+    };
+    try {
+      await this.start();
+      await this.dispatchRequest(raw, answer);
+    } catch (err) {
+      if (err instanceof LockTimeout) {
+        this.log.warn({ err }, 'session lock timeout');
+        answer(recoverable());
+      } else {
+        this.log.error({ err }, 'BOSH request failed');
+        answer(terminal('internal-server-error', false));
+      }
+    }
+  }
+
+  private async dispatchRequest(raw: string, reply: Reply): Promise<void> {
+    let body: XmlElement;
+    try {
+      body = parseXml(raw);
+    } catch (err) {
+      if (!(err instanceof XmlError)) throw err;
+      return reply(terminal('bad-request', false));
+    }
+    if (body.local !== 'body' || body.ns !== BOSH_NS) return reply(terminal('bad-request', false));
+    const rid = parseRid(body.attrs.rid);
+    const sid = body.attrs.sid;
+    if (sid === undefined) return this.create(body, rid, reply);
+    if (rid === null || !/^[A-Za-z0-9_-]{1,64}$/.test(sid)) {
+      const s = /^[A-Za-z0-9_-]{1,64}$/.test(sid) ? await this.sessions.get(sid) : null;
+      return reply(terminal('bad-request', s?.ver === null));
+    }
+    // Enter the user's parking place before the locked step reads the stream, so that a wake-up
+    // published between that read and the wait cannot be missed.
+    let userId = this.sidUser.get(sid) ?? null;
+    if (userId === null) {
+      const peek = await this.sessions.get(sid);
+      if (peek?.userId != null) {
+        userId = peek.userId;
+        this.rememberUser(sid, userId);
+      }
+    }
+    if (userId !== null) await this.d.lot.enter(userId);
+    const hold: LocalHold = { sid, rid, reply, done: false, ctrl: new AbortController() };
+    const key = `${sid} ${rid}`;
+    const previous = this.holds.get(key);
+    this.holds.set(key, hold);
+    if (previous && !previous.done) {
+      // The same rid again on this node: the client gave up on the first connection.
+      previous.done = true;
+      previous.ctrl.abort();
+    }
+    let parked = false;
+    try {
+      const deadline = this.now() + 30_000;
+      for (;;) {
+        const step = await this.sessions.update(sid, (s) => this.step(s, body, rid, hold));
+        if (step.kind === 'early') {
+          // 30 s at most for the gap to fill; then the recoverable error makes the client resend.
+          if (this.now() > deadline || hold.done) return this.finish(hold, recoverable());
+          await new Promise((r) => setTimeout(r, EARLY_POLL_MS));
+          continue;
+        }
+        if (step.kind === 'reply') {
+          this.send(sid, step.deliveries ?? []);
+          return this.finish(hold, step.response);
+        }
+        this.send(sid, step.deliveries);
+        if (hold.done) return;
+        parked = true;
+        if (step.userId !== null && userId === null) {
+          // Authenticated during this very request: park in the lot from now on.
+          userId = step.userId;
+          this.rememberUser(sid, userId);
+          await this.d.lot.enter(userId);
+        }
+        await this.park(hold, step.wait, userId, step.after);
+        return;
+      }
+    } finally {
+      if (userId !== null) this.d.lot.leave(userId);
+      if (!parked && !hold.done) hold.done = true;
+      if (this.holds.get(key) === hold) this.holds.delete(key);
+    }
+  }
+
+  private finish(hold: LocalHold, r: BoshResponse): void {
+    if (hold.done) return;
+    hold.done = true;
+    hold.reply(r);
+  }
+
+  private rememberUser(sid: string, userId: number): void {
+    if (this.sidUser.size > 100_000) this.sidUser.clear();
+    this.sidUser.set(sid, userId);
+  }
+
+  /** Session creation (XEP-0124 §7, XEP-0206 §5): answered at once, with the SASL features. */
+  private async create(body: XmlElement, rid: number | null, reply: Reply): Promise<void> {
+    const legacy = body.attrs.ver === undefined;
+    if (rid === null) return reply(terminal('bad-request', legacy));
+    const n = negotiate(body.attrs);
+    if ('error' in n) return reply(terminal('bad-request', legacy));
+    const to = body.attrs.to;
+    if (to !== undefined && to.toLowerCase() !== this.d.domain) return reply(terminal('host-unknown', legacy));
+    const now = this.now();
+    const s = createSession(newSid(), rid, n, now);
+    const answer = creationBody(s, this.d.domain, rid, [preAuthFeatures()]);
+    recordResponse(s, rid, answer, now);
+    if (!(await this.sessions.create(s))) return reply(terminal('internal-server-error', legacy));
+    this.log.debug({ sid: s.sid, wait: s.wait, hold: s.hold }, 'session created');
+    reply({ status: 200, body: answer });
+  }
+
+  /** The locked step for one request. */
+  private async step(s: SessionState | null, body: XmlElement, rid: number, hold: LocalHold): Promise<Outcome<Step>> {
+    const now = this.now();
+    const end = (condition: TerminalCondition, legacy: boolean, extra: Delivery[] = []): Outcome<Step> => ({
+      result: { kind: 'reply', response: terminal(condition, legacy), deliveries: extra },
+      save: null,
+      drop: s !== null,
+    });
+    if (!s) return { result: { kind: 'reply', response: terminal('item-not-found', false) }, save: null };
+    const legacy = s.ver === null;
+    for (const gone of pruneHeld(s, now)) recordResponse(s, gone, payloadBody([]), now);
+    if (isInactive(s, now)) return end('item-not-found', legacy);
+
+    const c = classifyRid(s, rid);
+    switch (c.kind) {
+      case 'replay':
+        return { result: { kind: 'reply', response: { status: 200, body: c.body } }, save: null };
+      case 'invalid':
+        return end('item-not-found', legacy);
+      case 'early':
+        return { result: { kind: 'early' }, save: null };
+      case 'retry': {
+        const h = s.held.find((x) => x.rid === rid)!;
+        h.node = this.d.nodeId;
+        h.at = now;
+        return { result: { kind: 'held', deliveries: [], wait: s.wait, userId: s.userId, after: s.sentCursor }, save: s };
+      }
+    }
+
+    // The next rid, in order.
+    const pauseAttr = body.attrs.pause;
+    const pause = pauseAttr !== undefined && /^\d{1,6}$/.test(pauseAttr) ? Number(pauseAttr) : null;
+    const terminate = body.attrs.type === 'terminate';
+    const restart = Object.entries(body.attrs).some(([k, v]) => k.endsWith(':restart') && (v === 'true' || v === '1'));
+    const stanzas = childElements(body);
+    const empty = stanzas.length === 0 && !restart;
+    if (overactivity(s, { rid, empty, pause: pause !== null, terminate }, now)) {
+      return end('policy-violation', legacy, this.answerAll(s, terminal('policy-violation', false).body, now, false));
+    }
+    const ackAttr = parseRid(body.attrs.ack);
+    const report = reportFor(s, ackAttr, now);
+    const confirmed = applyAck(s, rid, ackAttr);
+    const me = this.principal(s);
+    if (confirmed !== null && me) await this.d.core.streams.acknowledge(me, confirmed);
+    s.lastRid = rid;
+    s.lastRequestAt = now;
+    s.pause = null;
+    if (me) this.d.core.presence.touch(me.id);
+
+    if (restart) {
+      if (s.auth === 'none') return end('bad-request', legacy);
+      this.queue(s, serialize(postAuthFeatures()));
+    }
+    for (const st of stanzas) {
+      const fatal = await this.command(s, st);
+      if (fatal) {
+        // XEP-0206 §8: a stream error ends the session, carried in the terminate body.
+        const response = {
+          status: 200,
+          body: `<body xmlns='${BOSH_NS}' xmlns:stream='${NS.stream}' type='terminate' condition='remote-stream-error'><stream:error><${fatal} xmlns='${STREAMS_NS}'/></stream:error></body>`,
+        };
+        return { result: { kind: 'reply', response, deliveries: this.answerAll(s, response.body, now, false) }, save: null, drop: true };
+      }
+    }
+    if (s.outq.length > MAX_OUTQ) return end('policy-violation', legacy);
+
+    if (terminate) {
+      const bye = terminateAck();
+      return { result: { kind: 'reply', response: { status: 200, body: bye }, deliveries: this.answerAll(s, bye, now, false) }, save: null, drop: true };
+    }
+    if (pause !== null) {
+      // XEP-0124 §10: answer everything at once, without payloads; the pause answer is not replayable.
+      const deliveries = this.answerAll(s, payloadBody([]), now, true);
+      s.pause = Math.min(pause, MAX_PAUSE_S);
+      return { result: { kind: 'reply', response: { status: 200, body: payloadBody([]) }, deliveries }, save: s };
+    }
+
+    s.held.push({ rid, node: this.d.nodeId, at: now });
+    const deliveries = await this.drain(s, [], now, report);
+    void hold;
+    return { result: { kind: 'held', deliveries, wait: s.wait, userId: s.userId, after: s.sentCursor }, save: s };
+  }
+
+  /** Answer every held request with the same body (terminate, pause). */
+  private answerAll(s: SessionState, body: string, now: number, record: boolean): Delivery[] {
+    const out = s.held.map((h) => ({ node: h.node, rid: h.rid, body }));
+    if (record) for (const h of [...s.held]) recordResponse(s, h.rid, body, now);
+    s.held = [];
+    return out;
+  }
+
+  private principal(s: SessionState): Principal | null {
+    return s.userId !== null && s.name !== null ? { id: s.userId, name: s.name } : null;
+  }
+
+  private queue(s: SessionState, stanza: string): void {
+    s.outq.push(stanza);
+  }
+
+  /**
+   * Decide which held requests to answer now: the oldest ones first (XEP-0124 answers in rid
+   * order), with whatever is waiting (queued stanzas, new stream events, ephemeral events), and
+   * empty ones while more than `hold` are held. Polling sessions (wait 0) are answered at once.
+   */
+  private async drain(s: SessionState, extra: ParleyEvent[], now: number, report: { report: number; time: number } | null = null): Promise<Delivery[]> {
+    const out: Delivery[] = [];
+    if (!s.held.length) return out;
+    let { stanzas, cursor } = await this.collect(s, extra, now);
+    while (s.held.length && (stanzas.length || s.held.length > s.hold || s.wait === 0 || report)) {
+      const h = s.held[0]!;
+      const attrs: Record<string, string | number | undefined> = { ack: responseAck(s, h.rid) };
+      if (report) {
+        attrs.report = report.report;
+        attrs.time = report.time;
+        report = null;
+      }
+      const body = payloadBody(stanzas, attrs);
+      s.lastExchangeEmpty = stanzas.length === 0;
+      recordResponse(s, h.rid, body, now, cursor);
+      out.push({ node: h.node, rid: h.rid, body });
+      stanzas = [];
+      cursor = undefined;
+    }
+    return out;
+  }
+
+  /** Everything waiting for the client: queued stanzas, then stream events after sentCursor. */
+  private async collect(s: SessionState, extra: ParleyEvent[], now: number): Promise<{ stanzas: string[]; cursor: number | undefined }> {
+    const stanzas = s.outq.splice(0, s.outq.length);
+    let cursor: number | undefined;
+    const me = this.principal(s);
+    if (me && s.available && s.auth === 'bound' && s.sentCursor !== null) {
+      const batch = await this.d.core.streams.read(me, s.sentCursor);
+      const next = decodeCursor(batch.cursor);
+      const events = batch.events as ParleyEvent[];
+      if (events.length) stanzas.push(...(await this.render(s, me, events, now)));
+      if (next !== null && next > s.sentCursor) {
+        s.sentCursor = next;
+        cursor = next;
+      }
+    }
+    if (me && extra.length) stanzas.push(...(await this.render(s, me, extra, now)));
+    return { stanzas, cursor };
+  }
+
+  private async render(s: SessionState, me: Principal, events: ParleyEvent[], now: number): Promise<string[]> {
+    const unknown = new Set<string>();
+    for (const ev of events) {
+      const conv =
+        ev.type === 'message' ? (ev as { message: { conversation: string } }).message.conversation
+        : ev.type === 'receipt' || ev.type === 'typing' ? (ev as { conversation: string }).conversation
+        : undefined;
+      if (typeof conv === 'string' && !this.kinds.has(conv)) unknown.add(conv);
+      if (ev.type === 'conversation') {
+        const c = (ev as { conversation: { id: string; kind: 'direct' | 'group' } }).conversation;
+        this.cacheKind(c.id, c.kind);
+      }
+    }
+    if (unknown.size) for (const v of await this.d.core.messaging.views(me, [...unknown])) this.cacheKind(v.id, v.kind);
+    const ctx = {
+      domain: this.d.domain,
+      me: `${me.name}@${this.d.domain}/${s.resource ?? ''}`,
+      myName: me.name,
+      kindOf: (c: string) => this.kinds.get(c),
+      peerOf: () => undefined,
+      now,
+    };
+    return events.flatMap((ev) => renderEvent(ev, s, ctx).map(serialize));
+  }
+
+  private cacheKind(id: string, kind: 'direct' | 'group'): void {
+    if (this.kinds.size >= KIND_CACHE_MAX) this.kinds.clear();
+    this.kinds.set(id, kind);
+  }
+
+  /** Run one stanza. Returns a stream error condition when the stream must end. */
+  private async command(s: SessionState, st: XmlElement): Promise<string | null> {
+    const cmd = parseStanza(st, this.d.domain);
+    const me = this.principal(s);
+    const jid = me ? `${me.name}@${this.d.domain}${s.resource ? `/${s.resource}` : ''}` : '';
+    if (cmd.kind !== 'auth' && !me) return 'not-authorized'; // RFC 6120 §6.4: nothing before SASL
+    try {
+      await this.run(s, cmd, me, jid);
+    } catch (err) {
+      const condition = err instanceof AppError ? appErrorCondition(err) : 'internal-server-error';
+      if (!(err instanceof AppError)) this.log.error({ err }, 'stanza failed');
+      if (cmd.kind !== 'ignore' && cmd.kind !== 'presence' && cmd.kind !== 'auth') {
+        this.queue(s, serialize(stanzaError(st, condition, condition === 'internal-server-error' ? 'wait' : 'cancel', jid, this.d.domain)));
+      }
+    }
+    return null;
+  }
+
+  private async run(s: SessionState, cmd: Command, me: Principal | null, jid: string): Promise<void> {
+    const core = this.d.core;
+    const result = (id: string, ...children: XmlElement[]) =>
+      this.queue(s, serialize(el('iq', { xmlns: NS.client, type: 'result', id, to: jid || undefined, from: this.d.domain }, ...children)));
+    switch (cmd.kind) {
+      case 'auth':
+        return this.auth(s, cmd.mechanism, cmd.data);
+      case 'bind': {
+        if (s.auth !== 'authed') {
+          this.queue(s, serialize(el('iq', { xmlns: NS.client, type: 'error', id: cmd.id }, el('error', { type: 'cancel' }, el('not-allowed', { xmlns: NS.stanzas })))));
+          return;
+        }
+        s.resource = /^[\x21-\x7e]{1,64}$/.test(cmd.resource) ? cmd.resource : `parley-${Math.random().toString(36).slice(2, 10)}`;
+        s.auth = 'bound';
+        this.queue(s, serialize(el('iq', { xmlns: NS.client, type: 'result', id: cmd.id }, el('bind', { xmlns: NS.bind }, el('jid', {}, `${me!.name}@${this.d.domain}/${s.resource}`)))));
+        return;
+      }
+      case 'session':
+      case 'ping':
+        return result(cmd.id);
+      case 'disco':
+        return result(
+          cmd.id,
+          el('query', { xmlns: NS.discoInfo }, el('identity', { category: 'server', type: 'im', name: 'Parley' }),
+            ...[NS.discoInfo, NS.ping, NS.receipts, NS.markers, NS.chatstates].map((v) => el('feature', { var: v }))),
+        );
+      case 'roster': {
+        const contacts = await this.d.store.contacts(me!.id);
+        return result(cmd.id, el('query', { xmlns: NS.roster }, ...contacts.map((c) => rosterItem(c.name, this.d.domain))));
+      }
+      case 'send': {
+        const conversation = await this.conversationOf(me!, cmd.to);
+        const { message } = await core.messaging.send(me!, conversation, { text: cmd.text, clientId: cmd.id });
+        if (cmd.id && (cmd.receipt || cmd.markable)) {
+          track(s, { conversation, seq: message.seq, id: cmd.id, receipt: cmd.receipt, markable: cmd.markable });
+        }
+        return;
+      }
+      case 'typing':
+        return core.messaging.typing(me!, await this.conversationOf(me!, cmd.to));
+      case 'displayed': {
+        const seen = s.seen.find(([id]) => id === cmd.id);
+        if (seen) await core.messaging.markRead(me!, seen[1], seen[2]);
+        return;
+      }
+      case 'presence': {
+        if (!cmd.available) {
+          s.available = false;
+          return;
+        }
+        if (!s.available) {
+          s.available = true;
+          // From the oldest event no device of mine has confirmed: offline messages arrive now.
+          const start = await core.streams.start(me!, undefined);
+          s.sentCursor = Math.max(start, s.sentCursor ?? 0);
+          s.cursor = Math.max(start, s.cursor ?? 0);
+          const contacts = await this.d.store.contacts(me!.id);
+          const presence = await core.presence.of(contacts.map((c) => ({ id: c.id, lastSeen: c.lastSeen })));
+          for (const c of contacts) {
+            if (presence.get(c.id)?.online) {
+              this.queue(s, serialize(el('presence', { xmlns: NS.client, from: `${c.name}@${this.d.domain}/${CONTACT_RESOURCE}`, to: jid })));
+            }
+          }
+        }
+        return;
+      }
+      case 'error':
+        this.queue(s, serialize(stanzaError(cmd.stanza, cmd.condition, cmd.type, jid, this.d.domain)));
+        return;
+      case 'ignore':
+        return;
+    }
+  }
+
+  private async auth(s: SessionState, mechanism: string, data: string): Promise<void> {
+    const fail = (condition: string) => this.queue(s, serialize(el('failure', { xmlns: NS.sasl }, el(condition, {}))));
+    if (s.auth !== 'none') return fail('aborted');
+    if (mechanism !== 'PLAIN') return fail('invalid-mechanism');
+    const creds = decodePlain(data, this.d.domain);
+    if (!creds) return fail('incorrect-encoding');
+    const limitKey = `login-fail:bosh:${creds.name}`;
+    if (this.d.rateLimit && Number((await this.d.bus.get(limitKey)) ?? 0) >= this.d.loginAttempts) return fail('temporary-auth-failure');
+    const user = await this.d.core.accounts.check(creds.name, creds.password);
+    if (!user) {
+      if (this.d.rateLimit) await this.d.bus.incr(limitKey, LOGIN_WINDOW_MS);
+      return fail('not-authorized');
+    }
+    s.auth = 'authed';
+    s.userId = user.id;
+    s.name = user.name;
+    this.queue(s, serialize(el('success', { xmlns: NS.sasl })));
+  }
+
+  /** The conversation a message goes to: the direct one with a user (created on first use), or a group. */
+  private async conversationOf(me: Principal, to: Target): Promise<string> {
+    if (to.kind === 'group') return to.conversation;
+    const key = `${me.id} ${to.name}`;
+    const cached = this.directs.get(key);
+    if (cached) return cached;
+    const { conversation } = await this.d.core.messaging.openDirect(me, to.name);
+    if (this.directs.size >= DIRECT_CACHE_MAX) this.directs.clear();
+    this.directs.set(key, conversation.id);
+    this.cacheKind(conversation.id, 'direct');
+    return conversation.id;
+  }
+
+  /** Send decided answers: local ones now, others through their node's channel. */
+  private send(sid: string, deliveries: readonly Delivery[]): void {
+    for (const d of deliveries) {
+      if (d.node === this.d.nodeId) this.deliverLocal(sid, d.rid, d.body);
+      else {
+        this.d.bus.publish(`bosh:n:${d.node}`, JSON.stringify({ sid, rid: d.rid, body: d.body })).catch((err: unknown) => {
+          // The answer is in the shared buffer: the holder finds it when its wait ends, or the client retries.
+          this.log.warn({ err, node: d.node }, 'cross-node answer publish failed');
+        });
+      }
+    }
+  }
+
+  private deliverLocal(sid: string, rid: number, body: string): void {
+    const h = this.holds.get(`${sid} ${rid}`);
+    if (!h || h.done) return;
+    h.done = true;
+    h.ctrl.abort();
+    h.reply({ status: 200, body });
+  }
+
+  private fromOtherNode(payload: string): void {
+    try {
+      const m = JSON.parse(payload) as { sid?: unknown; rid?: unknown; body?: unknown };
+      if (typeof m.sid === 'string' && typeof m.rid === 'number' && typeof m.body === 'string') this.deliverLocal(m.sid, m.rid, m.body);
+    } catch {
+      this.log.warn('malformed cross-node answer');
+    }
+  }
+
+  /**
+   * Park a held request until it is answered (here or by another node), the user's stream moves
+   * (then flush), an ephemeral event arrives, `wait` runs out or the node shuts down (then expire).
+   */
+  private async park(hold: LocalHold, waitS: number, userId: number | null, after: number | null): Promise<void> {
+    const deadline = this.now() + Math.max(0, waitS * 1000 - HOLD_MARGIN_MS);
+    if (userId === null) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.max(0, deadline - this.now()));
+        hold.ctrl.signal.addEventListener('abort', () => {
+          clearTimeout(t);
+          resolve();
+        }, { once: true });
+      });
+      if (!hold.done) await this.expire(hold.sid, hold.rid);
+      return;
+    }
+    let pos = after ?? this.d.lot.head(userId);
+    while (!hold.done) {
+      const outcome = await this.d.lot.wait(userId, pos, deadline - this.now(), hold.ctrl.signal);
+      if (hold.done) return;
+      if (outcome.kind === 'wake') {
+        pos = Math.max(pos, this.d.lot.head(userId));
+        await this.flush(hold.sid, []);
+      } else if (outcome.kind === 'ephemeral') {
+        await this.flush(hold.sid, [outcome.event as ParleyEvent]);
+      } else {
+        await this.expire(hold.sid, hold.rid);
+        return;
+      }
+    }
+  }
+
+  /** The user's stream moved (or an ephemeral event came): answer the oldest held request with it. */
+  private async flush(sid: string, extra: ParleyEvent[]): Promise<void> {
+    try {
+      const deliveries = await this.sessions.update(sid, async (s) => {
+        if (!s || !s.held.length) return { result: [] as Delivery[], save: null };
+        const now = this.now();
+        const hadCursor = s.sentCursor;
+        const out = await this.drain(s, extra, now);
+        return { result: out, save: out.length || s.sentCursor !== hadCursor ? s : null };
+      });
+      this.send(sid, deliveries);
+    } catch (err) {
+      this.log.warn({ err, sid }, 'flush failed');
+    }
+  }
+
+  /** A held request's wait is over: answer it empty, unless it was answered meanwhile (then resend that). */
+  private async expire(sid: string, rid: number): Promise<void> {
+    try {
+      const body = await this.sessions.update(sid, (s) => {
+        if (!s) return { result: terminal('item-not-found', false).body, save: null };
+        const buffered = s.buffer.find((b) => b.rid === rid);
+        if (!s.held.some((h) => h.rid === rid)) return { result: buffered?.body ?? payloadBody([]), save: null };
+        const b = payloadBody([], { ack: responseAck(s, rid) });
+        s.lastExchangeEmpty = true;
+        recordResponse(s, rid, b, this.now());
+        return { result: b, save: s };
+      });
+      this.deliverLocal(sid, rid, body);
+    } catch (err) {
+      this.log.warn({ err, sid, rid }, 'expire failed');
+      this.deliverLocal(sid, rid, recoverable().body);
+    }
+  }
+}
+
+/** Map a core error to an XMPP stanza error condition (RFC 6120 §8.3.3). */
+function appErrorCondition(err: AppError): string {
+  switch (err.status) {
+    case 400: return 'bad-request';
+    case 401: return 'not-authorized';
+    case 403: return 'forbidden';
+    case 404: return 'item-not-found';
+    case 409: return 'conflict';
+    case 413: return 'not-acceptable';
+    case 429: return 'resource-constraint';
+    default: return 'internal-server-error';
+  }
+}
+
+void XBOSH_NS;

@@ -1,0 +1,103 @@
+/**
+ * The HTTP face of BOSH: `POST /http-bind` and `/bosh`, `OPTIONS` for CORS. Reads the raw body
+ * itself (whatever the Content-Type says: XEP-0124 clients send text/xml, text/plain or
+ * form types, and proxies rewrite it), bounded in size, and always answers with a Content-Length
+ * (never chunked: some proxies buffer chunked answers until the end, which defeats long polling).
+ */
+import { Router, type Request, type Response } from 'express';
+import type { Deps } from '../../deps.js';
+import { terminal, type BoshResponse } from './body.js';
+import { BoshManager } from './manager.js';
+
+/** The paths BOSH answers on: /http-bind is what most clients default to, /bosh what Converse.js docs use. */
+export const BOSH_PATHS = ['/http-bind', '/bosh'];
+
+/** Allowed origins: `*` or a list, from CORS_ORIGINS. */
+function corsHeaders(req: Request, res: Response, origins: string[] | '*'): void {
+  const origin = req.headers.origin;
+  if (!origin || (origins !== '*' && !origins.includes(origin))) return;
+  res.setHeader('Access-Control-Allow-Origin', origins === '*' ? '*' : origin);
+  res.setHeader('Vary', 'Origin');
+  res.setHeader('Access-Control-Allow-Methods', 'POST, OPTIONS');
+  res.setHeader('Access-Control-Allow-Headers', 'Content-Type');
+  res.setHeader('Access-Control-Max-Age', '86400');
+}
+
+function write(res: Response, r: BoshResponse): void {
+  if (res.headersSent || res.destroyed) return;
+  const bytes = Buffer.from(r.body, 'utf8');
+  res.status(r.status);
+  res.setHeader('Content-Type', 'text/xml; charset=utf-8');
+  res.setHeader('Content-Length', String(bytes.length));
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(bytes);
+}
+
+/** Read the whole body as UTF-8, at most `limit` bytes; null when too large, undefined when not UTF-8. */
+function readBody(req: Request, limit: number): Promise<string | null | undefined> {
+  return new Promise((resolve) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      req.resume(); // drain and discard; the answer goes out at once
+      return resolve(null);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > limit) {
+        over = true;
+        chunks.length = 0;
+        return resolve(null);
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (over) return;
+      try {
+        resolve(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+      } catch {
+        resolve(undefined);
+      }
+    });
+    req.on('error', () => resolve(undefined));
+  });
+}
+
+/** Build the BOSH routes over the app's dependencies; the manager is exposed for shutdown and tests. */
+export function boshRouter(deps: Deps): { router: Router; manager: BoshManager } {
+  const manager = new BoshManager({
+    core: deps.core,
+    store: deps.store,
+    lot: deps.lot,
+    bus: deps.bus,
+    nodeId: deps.config.nodeId,
+    domain: deps.config.domain,
+    log: deps.log,
+    loginAttempts: deps.config.loginAttempts,
+    rateLimit: deps.config.rateLimit,
+  });
+  const router = Router();
+  const origins = deps.config.corsOrigins;
+  // The BOSH body limit is the API's: a stanza carries at most a 16 KiB text.
+  const limit = deps.config.bodyLimit;
+  for (const path of BOSH_PATHS) {
+    router.options(path, (req, res) => {
+      corsHeaders(req, res, origins);
+      res.status(204).end();
+    });
+    router.post(path, async (req, res) => {
+      corsHeaders(req, res, origins);
+      const raw = await readBody(req, limit);
+      if (raw === null) {
+        res.setHeader('Connection', 'close');
+        return write(res, terminal('policy-violation', false));
+      }
+      if (raw === undefined) return write(res, terminal('bad-request', false));
+      await manager.handle(raw, (r) => write(res, r));
+    });
+  }
+  return { router, manager };
+}
