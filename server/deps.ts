@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import type { Blobs } from './blobs/blobs.js';
+import { openBlobs } from './blobs/open.js';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local.js';
 import { RedisBus } from './bus/redis.js';
@@ -23,6 +25,8 @@ export interface Deps {
   db: Database;
   store: Store;
   bus: Bus;
+  /** File storage (disk or S3), sealed per conversation by the files routes. */
+  blobs: Blobs;
   core: Core;
   lot: ParkingLot;
   metrics: Metrics;
@@ -75,9 +79,10 @@ export async function assemble(
   log: Logger,
   db: Database,
   bus: Bus,
-  opts: { masterKey?: Buffer; defaultMetrics?: boolean } = {},
+  opts: { masterKey?: Buffer; defaultMetrics?: boolean; blobs?: Blobs } = {},
 ): Promise<Deps> {
   const store = new Store(db);
+  const blobs = opts.blobs ?? (await openBlobs(config));
   let metrics: Metrics | undefined;
   const lot = new ParkingLot(bus, log, Date.now, (s) => metrics?.wakeLatency.observe(s));
   metrics = new Metrics(() => lot.parked, opts.defaultMetrics ?? true);
@@ -92,11 +97,12 @@ export async function assemble(
   });
   await core.start(() => lot.holding());
   lot.start();
-  return { config, log, db, store, bus, core, lot, metrics };
+  return { config, log, db, store, bus, blobs, core, lot, metrics };
 }
 
 /** Stop what assemble started (parked requests answered first). */
 export async function disassemble(deps: Deps): Promise<void> {
   await deps.lot.stop();
   await deps.core.stop();
+  await deps.blobs.close();
 }

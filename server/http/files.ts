@@ -1,0 +1,253 @@
+import { Router, type Request, type RequestHandler, type Response } from 'express';
+import multer, { MulterError } from 'multer';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import { newBlobKey, type Blobs } from '../blobs/blobs.js';
+import { SealedBlobs } from '../blobs/seal.js';
+import type { Bus } from '../bus/bus.js';
+import type { Config } from '../config.js';
+import type { Core } from '../core/core.js';
+import { AppError, errors } from '../core/errors.js';
+import { newId } from '../core/messaging.js';
+import { toBuffer, type Queryable } from '../store/db.js';
+import { Attachments, type AttachmentRecord, type ThumbnailRecord } from '../media/attachments.js';
+import { cleanFileName, contentDisposition } from '../media/names.js';
+import { isInlineImage } from '../media/sniff.js';
+import { processImage, type Thumbnail } from '../media/thumbnails.js';
+import { sealedStorage, setUploadTarget, type StoredFile } from '../media/upload.js';
+import { userOf } from './auth.js';
+import { sendJson } from './errors.js';
+
+/** What the file routes need. */
+export interface FilesDeps {
+  config: Config;
+  core: Core;
+  db: Queryable;
+  bus: Bus;
+  blobs: Blobs;
+  log: Logger;
+}
+
+/** The attachment object of a message (PROTOCOL.md), as the sender's answer and every member's event carry it. */
+export interface AttachmentView {
+  id: string;
+  name: string;
+  type: string;
+  size: number;
+  width?: number;
+  height?: number;
+  url: string;
+  thumbnail_url?: string;
+  thumbnail_type?: string;
+  thumbnail_width?: number;
+  thumbnail_height?: number;
+  small_thumbnail_url?: string;
+}
+
+// Room for the multipart framing and the text/client_id fields around the file: a request whose
+// Content-Length says it is larger than the file limit plus this cannot be a valid upload.
+const MULTIPART_OVERHEAD = 256 * 1024;
+// A browser may cache a file it was allowed to see for a day; access can be lost (removed from a
+// group), and a day bounds how long a shared computer keeps it. Files never change, so no revalidation.
+const CACHE_CONTROL = 'private, max-age=86400';
+// Uploads are counted per user over one minute (UPLOADS_PER_MINUTE), on the bus: shared by all nodes.
+const UPLOAD_WINDOW_MS = 60_000;
+const FILE_ID = /^f[A-Za-z0-9_-]{1,63}$/;
+
+/** The attachment as the API shows it. */
+export function attachmentView(a: AttachmentRecord): AttachmentView {
+  const url = `/api/files/${a.id}`;
+  const view: AttachmentView = { id: a.id, name: a.name, type: a.type, size: a.size, url };
+  if (a.width !== null) view.width = a.width;
+  if (a.height !== null) view.height = a.height;
+  const large = a.thumbnails?.large;
+  if (large) {
+    view.thumbnail_url = `${url}/thumbnail`;
+    view.thumbnail_type = large.type;
+    view.thumbnail_width = large.width;
+    view.thumbnail_height = large.height;
+  }
+  if (a.thumbnails?.small) view.small_thumbnail_url = `${url}/thumbnail?size=small`;
+  return view;
+}
+
+/** multer's and busboy's errors as Parley's codes; anything else passes through. */
+function fromMulter(err: unknown, limit: number): unknown {
+  if (err instanceof MulterError) {
+    switch (err.code) {
+      case 'LIMIT_FILE_SIZE':
+        return errors.tooLarge(`file is larger than ${limit} bytes`);
+      case 'LIMIT_UNEXPECTED_FILE':
+      case 'LIMIT_FILE_COUNT':
+        return errors.badRequest('send exactly one file, in the multipart field `file`', 'bad_upload');
+      default:
+        return errors.badRequest(`bad multipart body: ${err.message}`, 'bad_upload');
+    }
+  }
+  if (err instanceof AppError) return err;
+  const message = (err as Error | undefined)?.message ?? '';
+  // busboy's parse errors and a client that went away mid-upload.
+  if (/multipart|boundary|part|form|Request (aborted|closed)|Unexpected end/i.test(message)) {
+    return errors.badRequest(`bad multipart body: ${message}`, 'bad_upload');
+  }
+  return err;
+}
+
+/** `POST /conversations/:id/files`, `GET /files/:id` and `GET /files/:id/thumbnail`, to mount under /api. */
+export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
+  const { config, core, bus } = deps;
+  const log = deps.log.child({ module: 'files' });
+  const sealed = new SealedBlobs(deps.blobs);
+  const attachments = new Attachments(deps.db);
+  const router = Router();
+  const upload = multer({
+    storage: sealedStorage(sealed),
+    defParamCharset: 'utf8', // file names as UTF-8 (browsers send them so), not busboy's latin1
+    limits: { fileSize: config.uploadLimit, files: 1, fields: 8, fieldSize: 64 * 1024, fieldNameSize: 64, parts: 10 },
+  }).single('file');
+
+  const receive = (req: Request, res: Response) =>
+    new Promise<void>((resolve, reject) => upload(req, res, (err?: unknown) => (err ? reject(fromMulter(err, config.uploadLimit)) : resolve())));
+
+  const removeBlobs = async (keys: readonly string[]) => {
+    for (const key of keys) await deps.blobs.delete(key).catch((err) => log.error({ err, key }, 'could not remove a blob'));
+  };
+
+  router.post('/conversations/:id/files', auth, async (req: Request, res: Response) => {
+    const me = userOf(res);
+    const conv = await core.messaging.requireMember(req.params['id'], me);
+    if (!req.is('multipart/form-data')) throw errors.unsupportedType('send the file as multipart/form-data');
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > config.uploadLimit + MULTIPART_OVERHEAD) {
+      throw errors.tooLarge(`file is larger than ${config.uploadLimit} bytes`);
+    }
+    if (config.rateLimit && (await bus.incr(`rl:upload:${me.id}`, UPLOAD_WINDOW_MS)) > config.uploadsPerMinute) {
+      throw errors.rateLimited(UPLOAD_WINDOW_MS / 1000);
+    }
+    const dataKey = core.messaging.keyOf(conv);
+    setUploadTarget(req, { dataKey, limit: config.uploadLimit });
+    await receive(req, res);
+    const file = req.file as unknown as (Express.Multer.File & StoredFile) | undefined;
+    if (!file) throw errors.badRequest('attach the file in the multipart field `file`', 'no_file');
+
+    const blobKeys = [file.blobKey];
+    let recorded: string | undefined;
+    try {
+      if (file.size === 0) throw errors.badRequest('the file is empty', 'empty_file');
+      const image = file.imageBytes ? await processImage(file.imageBytes, config.imagePixelLimit, log) : {};
+      file.imageBytes = undefined; // let the bytes go before the message round trip
+      const thumbnails: { small?: ThumbnailRecord; large?: ThumbnailRecord } = {};
+      for (const [which, thumb] of [['small', image.small], ['large', image.large]] as const) {
+        if (!thumb) continue;
+        thumbnails[which] = await storeThumbnail(thumb);
+      }
+      const record: AttachmentRecord = {
+        id: newId('f'),
+        conversationId: conv.id,
+        uploaderId: me.id,
+        name: cleanFileName(file.originalname),
+        type: file.sniffed.type,
+        size: file.size,
+        width: image.width ?? null,
+        height: image.height ?? null,
+        blobKey: file.blobKey,
+        thumbnails: thumbnails.large || thumbnails.small ? thumbnails : null,
+      };
+      await attachments.insert(record);
+      recorded = record.id;
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const { message, created } = await core.messaging.send(me, conv.id, {
+        text: body['text'],
+        clientId: body['client_id'],
+        attachment: { ...attachmentView(record) },
+      });
+      if (!created) {
+        // A retried upload (same client_id): the first message stands, this copy goes.
+        await attachments.delete(record.id);
+        await removeBlobs(blobKeys);
+      }
+      log.info({ file: record.id, conversation: conv.id, type: record.type, size: record.size, thumbnails: Boolean(record.thumbnails) }, 'file uploaded');
+      sendJson(res, created ? 201 : 200, { message });
+    } catch (err) {
+      if (recorded) await attachments.delete(recorded).catch((e) => log.error({ err: e }, 'could not remove an attachment row'));
+      await removeBlobs(blobKeys);
+      throw err;
+    }
+
+    async function storeThumbnail(t: Thumbnail): Promise<ThumbnailRecord> {
+      const key = newBlobKey('t');
+      blobKeys.push(key);
+      await sealed.put(dataKey, key, Readable.from([t.data]));
+      return { key, type: t.type, width: t.width, height: t.height, size: t.data.length };
+    }
+  });
+
+  async function serve(req: Request, res: Response, variant: 'original' | 'small' | 'large') {
+    const id = req.params['id'];
+    const me = userOf(res);
+    const found = typeof id === 'string' && FILE_ID.test(id) ? await attachments.forMember(id, me.id) : null;
+    if (!found) throw errors.notFound('file');
+    const a = found.attachment;
+    const thumb = variant === 'original' ? undefined : a.thumbnails?.[variant];
+    if (variant !== 'original' && !thumb) throw errors.notFound('thumbnail');
+    const key = thumb ? thumb.key : a.blobKey;
+    const size = thumb ? thumb.size : a.size;
+    const type = thumb ? thumb.type : a.type;
+    const etag = `"${a.id}-${variant}"`;
+    const dataKey = core.keys.key(a.conversationId, toBuffer(found.wrappedKey));
+
+    res.setHeader('Content-Type', type);
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    // Even if a browser were talked into rendering a file as a page, it runs nothing and reaches nothing.
+    res.setHeader('Content-Security-Policy', "default-src 'none'; sandbox");
+    const inline = thumb !== undefined || isInlineImage(a.type);
+    const name = thumb ? `${a.name.replace(/\.[^.]*$/, '')}-thumbnail.${thumb.type === 'image/webp' ? 'webp' : 'jpg'}` : a.name;
+    res.setHeader('Content-Disposition', contentDisposition(inline ? 'inline' : 'attachment', name));
+    res.setHeader('ETag', etag);
+    res.setHeader('Cache-Control', CACHE_CONTROL);
+    res.setHeader('Accept-Ranges', 'bytes');
+    if (req.fresh) {
+      res.status(304).end();
+      return;
+    }
+
+    let range: { start: number; end: number } | undefined;
+    const ifRange = req.headers['if-range'];
+    if (req.headers.range && (!ifRange || ifRange === etag)) {
+      const parsed = req.range(size, { combine: true });
+      if (parsed === -1) {
+        res.setHeader('Content-Range', `bytes */${size}`);
+        throw new AppError(416, 'bad_range', 'range not satisfiable');
+      }
+      // Malformed (-2) or several ranges: answer the whole file, as RFC 9110 allows.
+      if (Array.isArray(parsed) && parsed.type === 'bytes' && parsed.length === 1) range = parsed[0];
+    }
+    if (range) {
+      res.status(206);
+      res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
+      res.setHeader('Content-Length', String(range.end - range.start + 1));
+    } else {
+      res.status(200);
+      res.setHeader('Content-Length', String(size));
+    }
+    if (req.method === 'HEAD' || size === 0) {
+      res.end();
+      return;
+    }
+    const body = await sealed.get(dataKey, key, range, size);
+    try {
+      await pipeline(body, res);
+    } catch (err) {
+      // Headers are gone; the client sees a cut connection. A client that left is not news.
+      if (!res.destroyed || (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+        log.error({ err, file: a.id, variant }, 'file download failed');
+      }
+      res.destroy();
+    }
+  }
+
+  router.get('/files/:id', auth, (req, res) => serve(req, res, 'original'));
+  router.get('/files/:id/thumbnail', auth, (req, res) => serve(req, res, req.query['size'] === 'small' ? 'small' : 'large'));
+  return router;
+}
