@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { NodeClient } from './lib/client.js';
 import { cpuMs, cpuMsByName, freePort, machineCpu, rssBytes, startNode, stopNode, waitReady, type RunningNode, type ServerMode } from './lib/nodes.js';
 import { formatSummary, readProfile, summariseProfile, type ProfileSummary } from './lib/profile.js';
+import { diffTables, PgWatch, type PgActivity, type TableCounters } from './lib/pgwatch.js';
 import { checkServices, deleteKeys, dropSchema } from './lib/services.js';
 import { ms, round, summarise, type LatencySummary } from './lib/stats.js';
 import { Workload } from './lib/workload.js';
@@ -135,15 +136,21 @@ function cpuBetween(a: Snapshot, b: Snapshot, nodeIds: string[]) {
   const wall = b.at - a.at;
   const pct = (msUsed: number) => round((100 * msUsed) / wall, 0);
   const selfMs = (b.self.user + b.self.system - a.self.user - a.self.system) / 1000;
+  const machineBusyPct = (100 * (b.machine.busy - a.machine.busy)) / Math.max(1, b.machine.total - a.machine.total);
+  const known = selfMs + sumOf(b.nodes.map((x, i) => x - a.nodes[i]!)) + sumOf(Object.keys(b.services).map((k) => b.services[k]! - (a.services[k] ?? 0)));
   return {
     wallMs: round(wall, 0),
     loadProcessPct: pct(selfMs),
+    /** Everything else on the machine (other people's builds and tests): if large, the figures are disturbed. */
+    othersPct: Math.max(0, round(machineBusyPct * os.cpus().length - (100 * known) / wall, 0)),
     nodesPct: Object.fromEntries(nodeIds.map((id, i) => [id, pct(b.nodes[i]! - a.nodes[i]!)])),
     servicesPct: Object.fromEntries(Object.keys(b.services).map((k) => [k, pct(b.services[k]! - (a.services[k] ?? 0))])),
-    machineBusyPct: round((100 * (b.machine.busy - a.machine.busy)) / Math.max(1, b.machine.total - a.machine.total), 0),
+    machineBusyPct: round(machineBusyPct, 0),
     cores: os.cpus().length,
   };
 }
+
+const sumOf = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
 
 function fmtLatency(s: LatencySummary): string {
   return `p50 ${ms(s.p50)}  p95 ${ms(s.p95)}  p99 ${ms(s.p99)}  max ${ms(s.max)}  (n=${s.count})`;
@@ -218,6 +225,8 @@ async function main(): Promise<number> {
               RATE_LIMIT: 'off',
               LOG_LEVEL: 'warn',
               NODE_ID: ids[k]!,
+              // pg takes application_name from PGAPPNAME: how the sampler finds this run's connections.
+              PGAPPNAME: `parley-bench-${runTag}-${ids[k]}`,
             },
           },
           ports[k]!,
@@ -245,25 +254,41 @@ async function main(): Promise<number> {
     const setupMs = performance.now() - setupStart;
     say(`setup: ${o.users} users and ${o.users / 2} conversations in ${(setupMs / 1000).toFixed(1)} s`);
 
-    // Memory with nothing parked, after the same idle time the parked reading gets.
+    // Memory with nothing parked, then with half the polls parked, then all, each after the same
+    // idle time. idle→all is the issue's figure; half→all is the marginal cost of one more parked
+    // poll, free of one-off costs (code warmed up by the first polls, scrypt buffers from the set-up
+    // that glibc returns to the kernel whenever it likes).
     await sleep(o.idle * 1000);
     const rssIdle = nodes.map((n) => rssBytes(n.child.pid!));
-    w.startPolling();
-    const settled = await w.settle(SETTLE_QUIET_MS, 15_000);
-    await sleep(o.idle * 1000);
-    const parked = w.parkedState();
-    const rssParked = nodes.map((n) => rssBytes(n.child.pid!));
-    if (parked.youngestMs < o.idle * 1000) say(`warning: a poll was answered during the memory reading (youngest ${round(parked.youngestMs, 0)} ms)`);
+    const readParked = async () => {
+      const settled = await w.settle(SETTLE_QUIET_MS, 15_000);
+      await sleep(o.idle * 1000);
+      const state = w.parkedState();
+      if (state.youngestMs < o.idle * 1000) say(`warning: a poll was answered during the memory reading (youngest ${round(state.youngestMs, 0)} ms)`);
+      return { settled, perNode: state.perNode, rss: nodes.map((n) => rssBytes(n.child.pid!)) };
+    };
+    w.startPolling((u) => u.i < o.users / 2);
+    const half = await readParked();
+    w.startPolling((u) => u.i >= o.users / 2);
+    const full = await readParked();
+    const settled = half.settled && full.settled;
+    const rssParked = full.rss;
+    const parked = { perNode: full.perNode };
+    const kib = (bytes: number, count: number) => (count > 0 ? round(bytes / 1024 / count, 1) : NaN);
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     const memory = ids.map((id, k) => ({
       node: id,
       parked: parked.perNode[k]!,
       rssIdleMiB: round(rssIdle[k]! / 2 ** 20, 1),
+      rssHalfMiB: round(half.rss[k]! / 2 ** 20, 1),
       rssParkedMiB: round(rssParked[k]! / 2 ** 20, 1),
-      kibPerParked: parked.perNode[k]! ? round((rssParked[k]! - rssIdle[k]!) / 1024 / parked.perNode[k]!, 1) : NaN,
+      kibPerParked: kib(rssParked[k]! - rssIdle[k]!, parked.perNode[k]!),
+      kibPerParkedMarginal: kib(rssParked[k]! - half.rss[k]!, parked.perNode[k]! - half.perNode[k]!),
     }));
-    const totalParked = parked.perNode.reduce((a, b) => a + b, 0);
-    const kibPerParked = totalParked ? round((rssParked.reduce((a, b) => a + b, 0) - rssIdle.reduce((a, b) => a + b, 0)) / 1024 / totalParked, 1) : NaN;
-    say(`parked ${totalParked} polls (settled: ${settled}); RSS per parked poll ${kibPerParked} KiB`);
+    const totalParked = sum(parked.perNode);
+    const kibPerParked = kib(sum(rssParked) - sum(rssIdle), totalParked);
+    const kibPerParkedMarginal = kib(sum(rssParked) - sum(half.rss), totalParked - sum(half.perNode));
+    say(`parked ${totalParked} polls (settled: ${settled}); RSS per parked poll ${kibPerParked} KiB (marginal ${kibPerParkedMarginal} KiB)`);
 
     // Load: warm-up, then the measured window; CPU snapshots at the window's edges.
     const hrOffsetUs = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
@@ -271,7 +296,15 @@ async function main(): Promise<number> {
     const measureFrom = start + o.warmup * 1000;
     const until = measureFrom + o.seconds * 1000;
     let snapFrom: Snapshot | undefined;
-    const snapTimer = setTimeout(() => (snapFrom = snapshot(nodes)), measureFrom - start);
+    const watch = new PgWatch(o.databaseUrl, `parley-bench-${runTag}-`, schema);
+    await watch.open();
+    let tablesFrom: Promise<TableCounters> | undefined;
+    const snapTimer = setTimeout(() => {
+      snapFrom = snapshot(nodes);
+      tablesFrom = watch.tables();
+      // 100 ms: ~200 samples over 20 s, one cheap query each.
+      void tablesFrom.then(() => watch.start(100));
+    }, measureFrom - start);
     say(`sending: ${o.senders} senders, ${o.warmup} s warm-up + ${o.seconds} s measured`);
     await w.send(o.senders, until, measureFrom, o.maxMessages);
     clearTimeout(snapTimer);
@@ -279,7 +312,12 @@ async function main(): Promise<number> {
     snapFrom ??= snapTo;
     const sendEnd = performance.now();
     say(`senders done; draining (up to ${o.drain} s)`);
+    const pgActivity: PgActivity = await watch.stop();
     const drainMs = await w.drain(o.drain * 1000);
+    // 1.2 s: backends report table counters at most once a second.
+    await sleep(1200);
+    const tables = diffTables(await (tablesFrom ?? watch.tables()), await watch.tables());
+    await watch.close();
     await w.stopPolling(() => clients.forEach((c) => c.close()));
 
     // Figures.
@@ -318,7 +356,7 @@ async function main(): Promise<number> {
       deliveredPerSecond: deliveredPerSecond >= TARGETS.deliveredPerSecond,
       p99: e2e.p99 < TARGETS.p99Ms,
       lost: lost.length === TARGETS.lost,
-      memory: kibPerParked < TARGETS.kibPerParked,
+      memory: kibPerParked > 0 && kibPerParked < TARGETS.kibPerParked,
     };
     const report = {
       date: new Date().toISOString(),
@@ -339,8 +377,9 @@ async function main(): Promise<number> {
       notAckedButReceived: receivedUnacked,
       latencyMs: { endToEnd: e2e, send: sendLat, receipt: receiptLat },
       receipts: { events: w.receipts, messagesCovered: withReceipt.length, messagesMeasured: measured.length },
-      memory: { kibPerParked, perNode: memory, settled },
+      memory: { kibPerParked, kibPerParkedMarginal, perNode: memory, settled },
       cpu,
+      postgres: { activity: pgActivity, tablesDuringWindowAndDrain: tables },
       polls: w.polls,
       events: w.eventCounts,
       ownEchoes: w.ownEchoes,
@@ -365,8 +404,12 @@ async function main(): Promise<number> {
       `  end-to-end latency      ${fmtLatency(e2e)}`,
       `  send latency (POST)     ${fmtLatency(sendLat)}`,
       `  receipts seen by senders  delivered ${w.receipts['delivered'] ?? 0}, read ${w.receipts['read'] ?? 0} events; ${withReceipt.length}/${measured.length} measured messages covered; send→receipt ${fmtLatency(receiptLat)}`,
-      `  RSS per parked poll     ${kibPerParked} KiB  (${memory.map((m) => `${m.node}: ${m.parked} parked, ${m.rssIdleMiB} → ${m.rssParkedMiB} MiB, ${m.kibPerParked} KiB each`).join('; ')})`,
-      `  CPU (measured window)   load process ${cpu.loadProcessPct}% of a core; nodes ${Object.entries(cpu.nodesPct).map(([k, v]) => `${k} ${v}%`).join(', ')}; postgres ${cpu.servicesPct['postgres']}%, redis ${cpu.servicesPct['redis-server']}%; machine ${cpu.machineBusyPct}% busy of ${cpu.cores} cores`,
+      `  RSS per parked poll     ${kibPerParked} KiB idle→all, ${kibPerParkedMarginal} KiB half→all${kibPerParked <= 0 ? ' (negative: set-up memory returned to the kernel in between; noise dominates)' : ''}`,
+      `                          ${memory.map((m) => `${m.node}: ${m.parked} parked, ${m.rssIdleMiB} → ${m.rssHalfMiB} → ${m.rssParkedMiB} MiB`).join('; ')}`,
+      `  CPU (measured window)   load process ${cpu.loadProcessPct}% of a core; nodes ${Object.entries(cpu.nodesPct).map(([k, v]) => `${k} ${v}%`).join(', ')}; postgres ${cpu.servicesPct['postgres']}%, redis ${cpu.servicesPct['redis-server']}%, other processes ${cpu.othersPct}%; machine ${cpu.machineBusyPct}% busy of ${cpu.cores} cores`,
+      `  postgres connections    ${Object.entries(pgActivity.avgConnectionsByState).map(([k, v]) => `${k} ${v}`).join(', ')} (average over ${pgActivity.samples} samples)`,
+      ...pgActivity.topActive.slice(0, 6).map((q) => `      ${(q.share * 100).toFixed(0).padStart(3)}%  ${q.query}`),
+      `  rows per sent message   ${Object.entries(tables).filter(([, v]) => v.ins + v.upd + v.del > 0).map(([t, v]) => `${t} +${round(v.ins / Math.max(1, measured.length), 2)} ins ${round(v.upd / Math.max(1, measured.length), 2)} upd`).join(', ')}`,
       `  polls ${w.polls}, events ${JSON.stringify(w.eventCounts)}, send retries ${w.sendRetries}, drain ${round(drainMs, 0)} ms, setup ${report.setupSeconds} s`,
       `  problems                ${Object.keys(w.problems).length ? JSON.stringify(w.problems) : 'none'}`,
       `  targets                 ≥${TARGETS.deliveredPerSecond}/s ${ok(verdict.deliveredPerSecond)}; p99 <${TARGETS.p99Ms} ms ${ok(verdict.p99)}; 0 lost ${ok(verdict.lost)}; <${TARGETS.kibPerParked} KiB/parked poll ${ok(verdict.memory)}`,

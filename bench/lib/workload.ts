@@ -164,10 +164,10 @@ export class Workload {
     });
   }
 
-  /** Start every user's long-poll loop (they run until stopPolling). */
-  startPolling(): void {
+  /** Start the long-poll loops of the users `which` selects (all by default); they run until stopPolling. */
+  startPolling(which: (u: User) => boolean = () => true): void {
     this.stopPolls = false;
-    this.pollLoops = this.users.map((u) => this.pollLoop(u));
+    for (const u of this.users) if (which(u)) this.pollLoops.push(this.pollLoop(u));
   }
 
   /** How many polls are outstanding on each node, and the age (ms) of the youngest one. */
@@ -191,7 +191,7 @@ export class Workload {
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
       const { perNode, youngestMs } = this.parkedState();
-      if (perNode.reduce((a, b) => a + b, 0) === this.users.length && youngestMs >= quietMs) return true;
+      if (perNode.reduce((a, b) => a + b, 0) === this.pollLoops.length && youngestMs >= quietMs) return true;
       await sleep(50);
     }
     return false;
