@@ -1,0 +1,388 @@
+import { expect } from 'chai';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser } from 'playwright-core';
+import ts from 'typescript';
+import { unique } from '../support/services.js';
+import { CHROMIUM, ChatPage, NGINX, launchChromium, makePicture, requireProgram, startNginx, type Proxy } from './support-browser.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const PUBLIC = path.join(ROOT, 'public');
+
+/** "Within a second" is the issue's promise for delivery and for a usable page on loopback. */
+const ONE_SECOND = 1000;
+/** Receipts and presence ride the same long-poll as messages; a few seconds is generous. */
+const SOON = 5000;
+
+/**
+ * `PARLEY_E2E_URL` points the suite at a server that is already running (a staging node, say)
+ * instead of starting one; `PARLEY_SCREENSHOT=1` rewrites docs/screenshot.png.
+ */
+const EXTERNAL = process.env['PARLEY_E2E_URL'];
+
+async function startServer(): Promise<{ url: string; close(): Promise<void> }> {
+  if (EXTERNAL) return { url: EXTERNAL.replace(/\/$/, ''), close: async () => {} };
+  // Imported here, not at the top: the budget tests above need no server at all.
+  const { startStack } = await import('../support/stack.js');
+  const stack = await startStack({ backend: 'embedded' });
+  return { url: stack.nodes[0]!.url, close: () => stack.close() };
+}
+
+describe('browser client: budget and old-browser syntax', () => {
+  it("keeps the page's own script and styles under 100 KB", () => {
+    const files = readdirSync(PUBLIC).filter((f) => /\.(js|css)$/.test(f));
+    const total = files.reduce((n, f) => n + statSync(path.join(PUBLIC, f)).size, 0);
+    console.log(`      public/ script and styles: ${(total / 1024).toFixed(1)} KB (${files.join(', ')})`);
+    expect(files).to.include.members(['parley.js', 'app.js', 'style.css']);
+    expect(total).to.be.below(100 * 1024);
+  });
+
+  it('writes its scripts in ES5 without fetch or Promise, so old browsers run them', () => {
+    // ES2015+ syntax an ES5 engine would reject, found by walking TypeScript's syntax tree.
+    const modern = new Set([
+      ts.SyntaxKind.ArrowFunction,
+      ts.SyntaxKind.ClassDeclaration,
+      ts.SyntaxKind.ClassExpression,
+      ts.SyntaxKind.TemplateExpression,
+      ts.SyntaxKind.NoSubstitutionTemplateLiteral,
+      ts.SyntaxKind.ForOfStatement,
+      ts.SyntaxKind.SpreadElement,
+      ts.SyntaxKind.ObjectBindingPattern,
+      ts.SyntaxKind.ArrayBindingPattern,
+      ts.SyntaxKind.ImportDeclaration,
+      ts.SyntaxKind.ExportDeclaration,
+      ts.SyntaxKind.AwaitExpression,
+      ts.SyntaxKind.YieldExpression,
+      ts.SyntaxKind.ShorthandPropertyAssignment,
+    ]);
+    for (const file of ['parley.js', 'app.js']) {
+      const src = readFileSync(path.join(PUBLIC, file), 'utf8');
+      const sf = ts.createSourceFile(file, src, ts.ScriptTarget.ES5, true, ts.ScriptKind.JS);
+      const found: string[] = [];
+      const visit = (node: ts.Node) => {
+        const where = `${file}:${sf.getLineAndCharacterOfPosition(node.getStart()).line + 1}`;
+        if (modern.has(node.kind)) found.push(`${ts.SyntaxKind[node.kind]} at ${where}`);
+        if (ts.isVariableDeclarationList(node) && node.flags & (ts.NodeFlags.Let | ts.NodeFlags.Const)) found.push(`let/const at ${where}`);
+        if (ts.isIdentifier(node) && (node.text === 'fetch' || node.text === 'Promise')) found.push(`${node.text} at ${where}`);
+        if ((ts.isFunctionDeclaration(node) || ts.isFunctionExpression(node)) && (node.asteriskToken || node.modifiers?.length)) found.push(`generator/async at ${where}`);
+        ts.forEachChild(node, visit);
+      };
+      visit(sf);
+      expect(found, file).to.deep.equal([]);
+      expect((sf as unknown as { parseDiagnostics: unknown[] }).parseDiagnostics, `${file} parses`).to.have.length(0);
+    }
+  });
+
+  it('serves the page with no inline script, inline handler or style attribute (the CSP forbids them)', () => {
+    const html = readFileSync(path.join(PUBLIC, 'index.html'), 'utf8');
+    expect(html).not.to.match(/<script(?![^>]*\bsrc=)[^>]*>/i);
+    expect(html).not.to.match(/\son[a-z]+\s*=/i);
+    expect(html).not.to.match(/\sstyle\s*=/i);
+    expect(html).not.to.match(/https?:\/\/(?!www\.w3\.org)/i);
+  });
+});
+
+describe('browser client in Chromium', function () {
+  this.timeout(60_000);
+  let server: { url: string; close(): Promise<void> };
+  let browser: Browser;
+  const pages: ChatPage[] = [];
+
+  before(async function () {
+    this.timeout(60_000);
+    requireProgram(this, CHROMIUM, 'Chromium');
+    server = await startServer();
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    for (const p of pages) await p.close().catch(() => {});
+    await browser?.close();
+    await server?.close();
+  });
+
+  afterEach(function () {
+    // Any script error or CSP violation in any page fails the test that caused it.
+    const errs = pages.flatMap((p) => p.errors.splice(0));
+    if (errs.length && this.currentTest?.state === 'passed') throw new Error(`page errors:\n${errs.join('\n')}`);
+  });
+
+  async function person(viewport?: { width: number; height: number }): Promise<ChatPage> {
+    const p = await ChatPage.open(browser, server.url, viewport);
+    pages.push(p);
+    return p;
+  }
+
+  describe('alice and bob', () => {
+    let alice: ChatPage;
+    let bob: ChatPage;
+    let aliceName: string;
+    let bobName: string;
+    const hello = 'Hi Bob! Are we still on for lunch?';
+
+    before(async () => {
+      aliceName = unique('alice');
+      bobName = unique('bob');
+      alice = await person();
+      bob = await person();
+      await alice.account('Register', aliceName);
+      await bob.account('Register', bobName);
+    });
+
+    it('bob sees alice online as soon as she starts a chat with him', async () => {
+      await alice.startChat(bobName);
+      const item = bob.contact(aliceName);
+      await item.filter({ hasText: /\bonline\b/ }).waitFor({ timeout: SOON });
+      expect(await item.innerText()).to.match(/\bonline\b/).and.not.match(/offline/);
+      // And alice sees bob the same way.
+      await alice.contact(bobName).filter({ hasText: /\bonline\b/ }).waitFor({ timeout: SOON });
+    });
+
+    it("alice's message appears for bob within a second, with an unread count", async () => {
+      await alice.recordTicks(hello);
+      await alice.type(hello);
+      const t0 = Date.now();
+      await alice.page.getByRole('button', { name: 'Send', exact: true }).click();
+      await bob.waitForText(hello, ONE_SECOND);
+      const elapsed = Date.now() - t0;
+      console.log(`      alice → bob in the browser: ${elapsed} ms`);
+      expect(elapsed).to.be.below(ONE_SECOND);
+      await bob.chatsList().getByLabel('1 unread').waitFor({ timeout: SOON });
+    });
+
+    it("alice's tick goes sent → delivered, then read as bob opens the chat", async () => {
+      const tick = alice.message(hello).getByRole('img', { name: 'delivered' });
+      await tick.waitFor({ timeout: SOON });
+      // Delivered is not read: bob has not opened the chat.
+      expect(await alice.message(hello).getByRole('img', { name: 'read' }).count()).to.equal(0);
+      await bob.openChat(aliceName);
+      await bob.message(hello).waitFor();
+      await alice.message(hello).getByRole('img', { name: 'read' }).waitFor({ timeout: SOON });
+      const seen = (await alice.ticks()).filter((t) => t !== 'sending');
+      expect(seen).to.deep.equal(['sent', 'delivered', 'read']);
+      expect(await bob.chatsList().getByLabel(/unread/).count()).to.equal(0);
+    });
+
+    it('bob sees "alice is typing…" while she types', async () => {
+      await alice.page.getByLabel('Message', { exact: true }).pressSequentially('Sounds', { delay: 20 });
+      await bob.page.getByText(`${aliceName} is typing…`).waitFor({ timeout: SOON });
+      await alice.page.getByLabel('Message', { exact: true }).fill('');
+    });
+
+    it("bob's picture shows as a thumbnail for alice, and the original opens from it", async function () {
+      const conversation = await bob.page.evaluate(() => (window as unknown as { parleyApp: { state: { current: string } } }).parleyApp.state.current);
+      if (!(await filesRouteExists(bob, conversation))) {
+        console.warn('      !!! PENDING: POST /api/conversations/:id/files is not on the server yet (media issue)');
+        this.skip();
+      }
+      await bob.send('Yes! 12:30 at the usual place. Here is the view:');
+      await bob.attach('view.png', 'image/png', await makePicture());
+      const img = alice.messages().locator('.att-img img');
+      await img.waitFor({ timeout: SOON });
+      await alice.page.waitForFunction(
+        () => {
+          const i = document.querySelector<HTMLImageElement>('.messages .att-img img');
+          return !!i && i.complete && i.naturalWidth > 0;
+        },
+        undefined,
+        { timeout: 15_000 },
+      );
+      const src = await img.getAttribute('src');
+      expect(src).to.match(/thumbnail/);
+      // The thumbnail is smaller than the original and the link opens the original.
+      const href = await alice.messages().locator('.att-img').getAttribute('href');
+      expect(href).to.be.a('string').and.not.match(/thumbnail/);
+      const original = await alice.page.request.get(new URL(href!, server.url).toString());
+      expect(original.status()).to.equal(200);
+      expect(original.headers()['content-type']).to.match(/^image\/png/);
+      // Bob's own copy confirms: the tick is there and no second copy of the picture.
+      await bob.messages().locator('.att-img img').first().waitFor();
+      expect(await bob.messages().locator('.att-img').count()).to.equal(1);
+    });
+
+    it('reloading the page keeps the history and shows no message twice', async () => {
+      const before = await bob.page.evaluate(() => Array.from(document.querySelectorAll('.messages li.msg')).map((li) => li.textContent));
+      expect(before.length).to.be.greaterThan(0);
+      await bob.page.reload();
+      await bob.openChat(aliceName);
+      await bob.message(hello).waitFor();
+      // Let any replayed events land before counting.
+      await bob.page.waitForTimeout(500);
+      const after = await bob.page.evaluate(() => Array.from(document.querySelectorAll('.messages li.msg')).map((li) => li.textContent));
+      expect(after).to.deep.equal(before);
+      expect(await bob.message(hello).count()).to.equal(1);
+      // A message sent after the reload still arrives, once.
+      const later = 'still here after the reload';
+      await alice.send(later);
+      await bob.message(later).waitFor({ timeout: SOON });
+      await bob.page.waitForTimeout(300);
+      expect(await bob.message(later).count()).to.equal(1);
+    });
+
+    it('a send whose answer is lost is retried with the same client_id and shown once', async () => {
+      const text = 'this answer gets lost on the way back';
+      let lost = 0;
+      const posts: string[] = [];
+      await alice.page.route('**/api/conversations/*/messages', async (route) => {
+        if (route.request().method() !== 'POST') return route.continue();
+        posts.push(route.request().postData() ?? '');
+        if (lost === 0) {
+          lost++;
+          await route.fetch(); // the server stores it…
+          return route.abort('connectionreset'); // …and the answer never arrives
+        }
+        return route.continue();
+      });
+      await alice.send(text);
+      await bob.message(text).waitFor({ timeout: 10_000 });
+      await alice.message(text).getByRole('img', { name: /sent|delivered|read/ }).waitFor({ timeout: 10_000 });
+      await alice.page.unroute('**/api/conversations/*/messages');
+      expect(posts.length).to.be.at.least(2);
+      const ids = posts.map((p) => (JSON.parse(p) as { client_id: string }).client_id);
+      expect(new Set(ids).size).to.equal(1);
+      await bob.page.waitForTimeout(300);
+      expect(await bob.message(text).count()).to.equal(1);
+      expect(await alice.message(text).count()).to.equal(1);
+    });
+
+    it('sending while offline queues the message and sends it when the connection returns', async () => {
+      const text = 'written in a tunnel';
+      await alice.context.setOffline(true);
+      await alice.send(text);
+      await alice.message(text).getByRole('img', { name: 'sending' }).waitFor();
+      await alice.page.waitForTimeout(1500);
+      expect(await bob.message(text).count()).to.equal(0);
+      await alice.context.setOffline(false);
+      await bob.message(text).waitFor({ timeout: 10_000 });
+      await alice.message(text).getByRole('img', { name: /sent|delivered|read/ }).waitFor({ timeout: 10_000 });
+      expect(await bob.message(text).count()).to.equal(1);
+    });
+
+    it('is usable within a second of loading', async () => {
+      const t0 = Date.now();
+      await alice.page.goto(`${server.url}/`);
+      await alice.page.waitForFunction(() => document.body.getAttribute('data-ready') === 'true', undefined, { polling: 10, timeout: 5000 });
+      await alice.chatsList().getByRole('listitem').first().waitFor();
+      const elapsed = Date.now() - t0;
+      const mark = await alice.page.evaluate(() => performance.getEntriesByName('parley-ready')[0]?.startTime ?? -1);
+      console.log(`      logged-in page usable ${mark.toFixed(0)} ms after navigation start (${elapsed} ms as the test driver sees it)`);
+      // The page's own clock, from navigation start to lists shown: the driver's figure adds
+      // Playwright's round trips and the previous page's unload, which no user waits for.
+      expect(mark).to.be.above(0).and.below(ONE_SECOND);
+    });
+
+    it('takes the README screenshot', async function () {
+      if (!process.env['PARLEY_SCREENSHOT']) this.skip();
+      await alice.openChat(bobName);
+      await alice.send('Lovely. See you there!');
+      await bob.send('On my way now');
+      await bob.page.getByLabel('Message', { exact: true }).pressSequentially('Save me a seat', { delay: 10 });
+      await alice.message('On my way now').waitFor();
+      await alice.page.waitForTimeout(400);
+      await alice.page.screenshot({ path: path.join(ROOT, 'docs', 'screenshot.png') });
+      const phone = await person({ width: 390, height: 800 });
+      await phone.page.goto(`${server.url}/`);
+      await phone.account('Log in', aliceName);
+      await phone.openChat(bobName);
+      await phone.page.waitForTimeout(400);
+      await phone.page.screenshot({ path: path.join(process.env['TMPDIR'] ?? '/tmp', 'parley-phone.png') });
+    });
+  });
+
+  describe('degrading', () => {
+    it('falls back to POST, then to JSONP, when a proxy refuses the long-poll request', async () => {
+      const carol = await person();
+      const dave = await person();
+      const carolName = unique('carol');
+      const daveName = unique('dave');
+      await carol.account('Register', carolName);
+      await dave.account('Register', daveName);
+      // Dave sits behind a proxy that answers XHR long-polls with an HTML error page.
+      let refused = 0;
+      await dave.page.route('**/api/events*', (route) => {
+        if (route.request().resourceType() === 'xhr') {
+          refused++;
+          return route.fulfill({ status: 405, contentType: 'text/html', body: '<html><body>Blocked by proxy</body></html>' });
+        }
+        return route.continue();
+      });
+      await carol.startChat(daveName);
+      const text = 'can you read this through that proxy?';
+      await carol.send(text);
+      await dave.waitForText(text, 10_000);
+      expect(refused).to.be.at.least(2); // GET, then POST
+      const mode = await dave.page.evaluate(() => (window as unknown as { parleyApp: { client: { mode: string } } }).parleyApp.client.mode);
+      expect(mode).to.equal('jsonp');
+      // Once on JSONP, delivery is as quick as ever.
+      const t0 = Date.now();
+      await carol.send('and this one?');
+      await dave.waitForText('and this one?', ONE_SECOND);
+      console.log(`      carol → dave over JSONP: ${Date.now() - t0} ms`);
+    });
+  });
+});
+
+async function filesRouteExists(page: ChatPage, conversation: string): Promise<boolean> {
+  const token = await page.page.evaluate(() => (window as unknown as { parleyApp: { client: { token: string } } }).parleyApp.client.token);
+  const res = await page.page.request.post(`${page.base}/api/conversations/${encodeURIComponent(conversation)}/files`, {
+    headers: { Authorization: `Bearer ${token}` },
+    multipart: { text: 'probe' },
+  });
+  if (res.status() !== 404) return true;
+  const body = (await res.json().catch(() => ({}))) as { error?: { message?: string } };
+  return !/^POST /.test(body.error?.message ?? '');
+}
+
+describe('browser client through nginx (buffering, 30 s read timeout)', function () {
+  this.timeout(90_000);
+  let server: { url: string; close(): Promise<void> };
+  let proxy: Proxy;
+  let browser: Browser;
+  const pages: ChatPage[] = [];
+
+  before(async function () {
+    this.timeout(60_000);
+    requireProgram(this, CHROMIUM, 'Chromium');
+    requireProgram(this, NGINX, 'nginx');
+    server = await startServer();
+    proxy = await startNginx(server.url);
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    for (const p of pages) await p.close().catch(() => {});
+    await browser?.close();
+    await proxy?.close();
+    await server?.close();
+  });
+
+  it('delivers within a second, also after the long-poll has idled past the hold', async () => {
+    const erin = await ChatPage.open(browser, proxy.url);
+    const frank = await ChatPage.open(browser, proxy.url);
+    pages.push(erin, frank);
+    const erinName = unique('erin');
+    const frankName = unique('frank');
+    await erin.account('Register', erinName);
+    await frank.account('Register', frankName);
+    await erin.startChat(frankName);
+    await frank.contact(erinName).filter({ hasText: /\bonline\b/ }).waitFor({ timeout: SOON });
+
+    let t0 = Date.now();
+    await erin.send('through the proxy');
+    await frank.waitForText('through the proxy', ONE_SECOND);
+    console.log(`      erin → frank through nginx: ${Date.now() - t0} ms`);
+
+    // Idle for longer than one held poll (25 s), so the next message rides a poll that
+    // followed a held one answered through nginx's buffers.
+    await frank.page.waitForTimeout(27_000);
+    t0 = Date.now();
+    await erin.send('still there after the quiet');
+    await frank.waitForText('still there after the quiet', ONE_SECOND);
+    console.log(`      erin → frank through nginx after 27 s idle: ${Date.now() - t0} ms`);
+    await frank.openChat(erinName);
+    await erin.message('still there after the quiet').getByRole('img', { name: 'read' }).waitFor({ timeout: SOON });
+    expect(await frank.message('through the proxy').count()).to.equal(1);
+    expect([...erin.errors, ...frank.errors]).to.deep.equal([]);
+  });
+});
