@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseMasterKey } from './core/crypto.js';
 
 /**
  * The only reader of process.env. Every setting is typed, validated and has its default beside it;
@@ -76,14 +77,20 @@ export type Config = {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = schema.safeParse(cleaned);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-    throw new Error(`invalid configuration:\n${lines.join('\n')}`);
+  const lines = parsed.success ? [] : parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+  const master = cleaned['MASTER_KEY'];
+  if (cleaned['DATABASE_URL'] && !master) {
+    lines.push('  MASTER_KEY: required when DATABASE_URL is set (64 hex characters or base64 of 32 bytes)');
   }
+  if (master) {
+    try {
+      parseMasterKey(master);
+    } catch (err) {
+      lines.push(`  MASTER_KEY: ${(err as Error).message}`);
+    }
+  }
+  if (!parsed.success || lines.length > 0) throw new Error(`invalid configuration:\n${lines.join('\n')}`);
   const e = parsed.data;
-  if (e.DATABASE_URL && !e.MASTER_KEY) {
-    throw new Error('invalid configuration:\n  MASTER_KEY: required when DATABASE_URL is set (64 hex characters or base64 of 32 bytes)');
-  }
   const dataDir = path.resolve(e.DATA_DIR);
   return {
     port: e.PORT,

@@ -1,0 +1,111 @@
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import supertest from 'supertest';
+import { PASSWORD } from '../support/client.js';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/** Start `server/main.ts` as its own process with only the given environment (no services). */
+function startParley(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const clean: Record<string, string> = { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...env };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], { env: clean, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function waitReady(url: string, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    try {
+      const res = await supertest(url).get('/readyz');
+      if (res.status === 200) return;
+    } catch {
+      /* not listening yet */
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('Parley did not become ready');
+}
+
+describe('the parley process', function () {
+  this.timeout(90_000);
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'parley-proc-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('starts on the embedded default with no services, serves the flow, and on SIGTERM answers parked polls and exits within 5 s', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const p = startParley({ PORT: String(port), DATA_DIR: dir, LOG_LEVEL: 'info' });
+    try {
+      await waitReady(url, 60_000);
+      expect(p.output()).to.contain('MASTER_KEY not set');
+      expect(existsSync(path.join(dir, 'master.key'))).to.equal(true);
+      const alice = (await supertest(url).post('/api/register').send({ name: 'alice', password: PASSWORD }).expect(201)).body;
+      const bob = (await supertest(url).post('/api/register').send({ name: 'bob', password: PASSWORD }).expect(201)).body;
+      const conv = (await supertest(url).post('/api/conversations').set('Authorization', `Bearer ${alice.token}`).send({ with: 'bob' }).expect(201)).body
+        .conversation;
+      await supertest(url).post(`/api/conversations/${conv.id}/messages`).set('Authorization', `Bearer ${alice.token}`).send({ text: 'hello' }).expect(201);
+      const first = await supertest(url).get('/api/events?wait=0').set('Authorization', `Bearer ${bob.token}`).expect(200);
+      expect(first.body.events.map((e: any) => e.message?.text)).to.include('hello');
+
+      const parkedAt = Date.now();
+      const parked = supertest(url).get(`/api/events?since=${first.body.cursor}&wait=25`).set('Authorization', `Bearer ${bob.token}`);
+      const answered = parked.then((r) => ({ status: r.status, body: r.body, at: Date.now() }));
+      await new Promise((r) => setTimeout(r, 500));
+      const killedAt = Date.now();
+      p.child.kill('SIGTERM');
+      const res = await answered;
+      expect(res.status).to.equal(200);
+      expect(res.body).to.deep.equal({ cursor: first.body.cursor, events: [] });
+      expect(res.at - parkedAt).to.be.below(5000);
+      const code = await p.exited;
+      expect(code).to.equal(0);
+      expect(Date.now() - killedAt).to.be.below(5000);
+    } finally {
+      p.child.kill('SIGKILL');
+    }
+  });
+
+  it('keeps its data across a restart (the embedded database and master key live in DATA_DIR)', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const p = startParley({ PORT: String(port), DATA_DIR: dir, LOG_LEVEL: 'warn' });
+    try {
+      await waitReady(url, 60_000);
+      const login = await supertest(url).post('/api/login').send({ name: 'bob', password: PASSWORD }).expect(200);
+      const list = await supertest(url).get('/api/conversations').set('Authorization', `Bearer ${login.body.token}`).expect(200);
+      expect(list.body.conversations[0].last_message.text).to.equal('hello');
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
+  });
+
+  it('refuses to start with a clear message naming each bad setting', async () => {
+    const p = startParley({ PORT: 'eighty', DATABASE_URL: 'postgres://127.0.0.1/x' });
+    expect(await p.exited).to.equal(2);
+    expect(p.output()).to.match(/PORT/).and.to.match(/MASTER_KEY: required when DATABASE_URL is set|MASTER_KEY/);
+    const q = startParley({ DATABASE_URL: 'postgres://127.0.0.1/x' });
+    expect(await q.exited).to.equal(2);
+    expect(q.output()).to.contain('MASTER_KEY: required when DATABASE_URL is set');
+  });
+});

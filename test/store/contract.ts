@@ -1,0 +1,145 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import type { Database } from '../../server/store/db.js';
+import { Store, type NewMessage } from '../../server/store/store.js';
+import { unique } from '../support/services.js';
+
+/**
+ * The Store contract: the same behaviour on PostgreSQL and on the embedded PGlite.
+ * `make` opens a migrated database (and says how to release it).
+ */
+export function storeContract(name: string, make: (ctx: Mocha.Context) => Promise<{ db: Database; release: () => Promise<void> }>) {
+  describe(`Store contract (${name})`, function () {
+    this.timeout(60_000);
+    let db: Database;
+    let release: () => Promise<void>;
+    let store: Store;
+    before(async function () {
+      ({ db, release } = await make(this));
+      store = new Store(db);
+    });
+    after(async () => release?.());
+
+    const user = async (base = 'u') => (await store.createUser(unique(base), 'hash'))!;
+    const conversation = async (kind: 'direct' | 'group', ids: number[]) => {
+      const id = unique('c');
+      await store.createConversation({ id, kind, title: kind === 'group' ? 'g' : null, wrappedKey: randomBytes(61), ownerId: ids[0]!, memberIds: ids });
+      return id;
+    };
+    const msg = (conversationId: string, senderId: number, clientId: string | null = null): NewMessage => ({
+      id: unique('m'),
+      conversationId,
+      senderId,
+      body: randomBytes(40),
+      clientId,
+      attachment: null,
+    });
+
+    it('refuses a taken name and finds users by name, id and token', async () => {
+      const a = await user();
+      expect(await store.createUser(a.name, 'other')).to.equal(null);
+      expect((await store.userByName(a.name))!.id).to.equal(a.id);
+      const hash = randomBytes(32);
+      await store.createToken(hash, a.id);
+      expect(await store.userByToken(hash)).to.deep.equal({ id: a.id, name: a.name });
+      await store.deleteToken(hash);
+      expect(await store.userByToken(hash)).to.equal(null);
+    });
+
+    it('keeps one direct conversation per pair, whoever creates it', async () => {
+      const a = await user();
+      const b = await user();
+      const first = await conversation('direct', [a.id, b.id]);
+      const again = await store.createConversation({ id: unique('c'), kind: 'direct', title: null, wrappedKey: randomBytes(61), ownerId: b.id, memberIds: [b.id, a.id] });
+      expect(again).to.equal(null);
+      expect((await store.directConversation(b.id, a.id))!.id).to.equal(first);
+    });
+
+    it('numbers messages per conversation and streams per user without gaps, under concurrent batches', async () => {
+      const a = await user();
+      const b = await user();
+      const c = await conversation('direct', [a.id, b.id]);
+      const sends = Array.from({ length: 40 }, (_, i) => store.sendBatch([msg(c, i % 2 ? a.id : b.id), msg(c, a.id)]));
+      const results = await Promise.all(sends);
+      const seqs = results.flatMap((r) => r.outcomes.map((o) => (o.ok ? o.message.seq : -1))).sort((x, y) => x - y);
+      expect(seqs).to.deep.equal(Array.from({ length: 80 }, (_, i) => i + 1));
+      const stream = await store.readStream(b.id, 0, 1000);
+      expect(stream.map((e) => e.seq)).to.deep.equal(Array.from({ length: stream.length }, (_, i) => i + 1));
+      const msgSeqs = stream.filter((e) => e.type === 'message').map((e) => e.message!.seq);
+      expect(msgSeqs).to.deep.equal([...msgSeqs].sort((x, y) => x - y)); // stream order = conversation order
+      expect(msgSeqs).to.have.length(80);
+    });
+
+    it('returns the first message for a repeated client_id, within a batch and across batches', async () => {
+      const a = await user();
+      const b = await user();
+      const c = await conversation('direct', [a.id, b.id]);
+      const one = await store.sendBatch([msg(c, a.id, 'k1'), msg(c, a.id, 'k1'), msg(c, b.id, 'k1')]);
+      const [x, y, z] = one.outcomes;
+      expect(x!.ok && y!.ok && z!.ok).to.equal(true);
+      if (!x!.ok || !y!.ok || !z!.ok) return;
+      expect(x.created).to.equal(true);
+      expect(y.created).to.equal(false);
+      expect(y.message.id).to.equal(x.message.id);
+      expect(z.created).to.equal(true); // another sender's k1 is another message
+      const two = await store.sendBatch([msg(c, a.id, 'k1')]);
+      expect(two.outcomes[0]).to.deep.include({ ok: true, created: false });
+      expect((await store.history(c, Number.MAX_SAFE_INTEGER, 50)).length).to.equal(2);
+    });
+
+    it('refuses a non-member without failing the rest of the batch', async () => {
+      const a = await user();
+      const b = await user();
+      const m = await user();
+      const c = await conversation('direct', [a.id, b.id]);
+      const { outcomes } = await store.sendBatch([msg(c, m.id), msg(c, a.id), msg('no-such', a.id)]);
+      expect(outcomes.map((o) => (o.ok ? 'ok' : o.reason))).to.deep.equal(['not_member', 'ok', 'no_conversation']);
+    });
+
+    it('acknowledging coalesces delivered receipts per conversation, once', async () => {
+      const a = await user();
+      const b = await user();
+      const c = await conversation('direct', [a.id, b.id]);
+      await store.sendBatch([msg(c, a.id), msg(c, a.id), msg(c, a.id)]);
+      const head = (await store.streamPosition(b.id)).head;
+      const heads = await store.acknowledge(b.id, b.name, head);
+      expect([...heads.keys()]).to.deep.equal([a.id]);
+      const receipts = (await store.readStream(a.id, 0, 100)).filter((e) => e.type === 'receipt');
+      expect(receipts.map((r) => r.payload)).to.deep.equal([{ user: b.name, status: 'delivered', up_to: 3, at: receipts[0]!.payload!['at'] }]);
+      expect((await store.acknowledge(b.id, b.name, head)).size).to.equal(0); // again: nothing new
+      const positions = await store.members([c]);
+      expect(positions.find((p) => p.userId === b.id)).to.include({ deliveredSeq: 3, readSeq: 0 });
+    });
+
+    it('reading moves read and delivered, tells the senders and the reader\'s other devices', async () => {
+      const a = await user();
+      const b = await user();
+      const c = await conversation('direct', [a.id, b.id]);
+      await store.sendBatch([msg(c, a.id), msg(c, a.id)]);
+      const heads = await store.markRead(b.id, b.name, c, 2);
+      expect([...heads.keys()].sort()).to.deep.equal([a.id, b.id].sort());
+      expect((await store.members([c])).find((p) => p.userId === b.id)).to.include({ deliveredSeq: 2, readSeq: 2 });
+      expect((await store.markRead(b.id, b.name, c, 1)).size).to.equal(0); // never backwards
+      const summary = (await store.conversationsOf(b.id)).find((s) => s.id === c)!;
+      expect(summary.unread).to.equal(0);
+    });
+
+    it('lists contacts with their direct conversation, and changes group members', async () => {
+      const a = await user();
+      const b = await user();
+      const d = await user();
+      const direct = await conversation('direct', [a.id, b.id]);
+      const group = await conversation('group', [a.id, d.id]);
+      const contacts = await store.contacts(a.id);
+      expect(contacts.map((x) => [x.name, x.conversation])).to.have.deep.members([
+        [b.name, direct],
+        [d.name, null],
+      ]);
+      expect((await store.changeMembers(group, { add: b.id })).changed).to.equal(true);
+      expect((await store.changeMembers(group, { add: b.id })).changed).to.equal(false);
+      expect((await store.changeMembers(group, { remove: d.id })).changed).to.equal(true);
+      expect((await store.members([group])).map((m) => m.userId).sort()).to.deep.equal([a.id, b.id].sort());
+      expect((await store.members([group])).find((m) => m.userId === a.id)!.role).to.equal('owner');
+    });
+  });
+}
