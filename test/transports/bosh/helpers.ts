@@ -19,7 +19,7 @@ export interface Answer {
 /** POST raw bytes to a BOSH endpoint. */
 export async function post(url: string, raw: string | Buffer, contentType = 'text/xml; charset=utf-8'): Promise<Answer> {
   const t0 = Date.now();
-  const res = await fetch(`${url}/http-bind`, { method: 'POST', body: raw, headers: { 'Content-Type': contentType } });
+  const res = await fetch(`${url}/http-bind`, { method: 'POST', body: typeof raw === 'string' ? raw : new Uint8Array(raw), headers: { 'Content-Type': contentType } });
   const text = await res.text();
   let body: XmlElement | undefined;
   if (text) body = parseXml(text);

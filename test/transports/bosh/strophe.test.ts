@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DOMImplementation, DOMParser, XMLSerializer } from '@xmldom/xmldom';
+// @ts-expect-error xhr2 ships no types; only its constructor is used.
 import XHR2 from 'xhr2';
 import { as, PASSWORD, pollEvents, register, type TestUser } from '../../support/client.js';
 import { requireServices } from '../../support/services.js';
@@ -21,7 +22,7 @@ function installBrowserShims(): void {
   const g = globalThis as Record<string, unknown>;
   g.DOMParser = DOMParser;
   g.XMLSerializer = XMLSerializer;
-  const doc = new DOMImplementation().createDocument(null, null, null);
+  const doc = new DOMImplementation().createDocument(null, null as unknown as string, null);
   g.document = doc;
   const proto = Object.getPrototypeOf(new DOMImplementation().createDocument(null, 'x', null).documentElement);
   if (!('firstElementChild' in proto)) {
