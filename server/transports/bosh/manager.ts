@@ -275,7 +275,9 @@ export class BoshManager {
         const h = s.held.find((x) => x.rid === rid)!;
         h.node = this.d.nodeId;
         h.at = now;
-        return { result: { kind: 'held', deliveries: [], wait: s.wait, userId: s.userId, after: s.sentCursor }, save: s };
+        // Its first holder may have died with a wake-up meant for it: look at the stream now.
+        const deliveries = await this.drain(s, [], now);
+        return { result: { kind: 'held', deliveries, wait: s.wait, userId: s.userId, after: s.sentCursor }, save: s };
       }
     }
 

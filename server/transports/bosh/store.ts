@@ -12,10 +12,13 @@ import { randomBytes } from 'node:crypto';
 import type { Bus } from '../../bus/bus.js';
 import { storeTtlMs, type SessionState } from './session.js';
 
-/** 10 s: far above the few ms a locked section takes (one database write), short enough to heal a dead node. */
-const LOCK_TTL_MS = 10_000;
-/** 8 s: give up waiting for the lock before the lock itself would expire; the client retries the rid. */
-const LOCK_WAIT_MS = 8_000;
+/**
+ * 3 s: a locked section takes a few ms (one database write, one read), so this is far above it,
+ * and it bounds the stall when a node dies holding a lock (the session waits this long, once).
+ */
+const LOCK_TTL_MS = 3_000;
+/** 5 s: wait longer than a dead holder's lock lives, so the waiter gets it; then the client retries. */
+const LOCK_WAIT_MS = 5_000;
 
 /** The session could not be locked in time (another node is slow or died holding it). */
 export class LockTimeout extends Error {
