@@ -349,6 +349,8 @@
 
   function buildMessage(m) {
     var c = S.convs[m.conversation], mine = m.from === S.me, li = el('li', 'msg ' + (mine ? 'mine' : 'theirs')), bubble = el('div', 'bubble');
+    // A picture alone carries its time on top of it, as phones' messengers do.
+    if (m.attachment && !m.text) { bubble.className += isImage(m.attachment) ? ' image-only' : ' file-only'; }
     li.appendChild(bubble);
     // Screen readers hear who said it; the bubble side says it visually.
     bubble.appendChild(el('span', 'vh', (mine ? 'You' : m.from) + ': '));

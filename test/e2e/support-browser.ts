@@ -151,6 +151,44 @@ export class ChatPage {
     })(${JSON.stringify(text)})`);
   }
 
+  /** From now on, note (page clock) when text containing `text` first shows anywhere on the page. */
+  async watchFor(text: string): Promise<void> {
+    await this.page.evaluate(`(function (t) {
+      window.__seen = window.__seen || {};
+      function look() { if (!window.__seen[t] && document.body.textContent.indexOf(t) !== -1) window.__seen[t] = Date.now(); }
+      new MutationObserver(look).observe(document.body, { subtree: true, childList: true, characterData: true });
+      look();
+    })(${JSON.stringify(text)})`);
+  }
+
+  /** The page-clock time `watchFor(text)` saw it, waiting up to `timeout`. */
+  async seenAt(text: string, timeout: number): Promise<number> {
+    const handle = await this.page.waitForFunction(`window.__seen && window.__seen[${JSON.stringify(text)}]`, undefined, { polling: 10, timeout });
+    return (await handle.jsonValue()) as number;
+  }
+
+  /**
+   * Send `text` and return the page-clock time the Send button was pressed (the moment the
+   * person pressed it, not when the test driver started its click, which under load can be
+   * hundreds of milliseconds earlier).
+   */
+  async sendTimed(text: string): Promise<number> {
+    await this.type(text);
+    await this.page.evaluate(`(function () {
+      var b = document.getElementById('send-button');
+      b.addEventListener('click', function once() { window.__pressedAt = Date.now(); b.removeEventListener('click', once, true); }, true);
+    })()`);
+    await this.page.getByRole('button', { name: 'Send', exact: true }).click();
+    return (await this.page.evaluate('window.__pressedAt')) as number;
+  }
+
+  /** Milliseconds from pressing Send on this page to `text` showing on `other`'s. */
+  async latencyTo(other: ChatPage, text: string, timeout = 5000): Promise<number> {
+    await other.watchFor(text);
+    const pressed = await this.sendTimed(text);
+    return (await other.seenAt(text, timeout)) - pressed;
+  }
+
   async ticks(): Promise<string[]> {
     return this.page.evaluate(() => (window as unknown as { __ticks: string[] }).__ticks);
   }
