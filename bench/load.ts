@@ -67,6 +67,8 @@ function options() {
       server: { type: 'string' },
       profile: { type: 'boolean', default: false },
       check: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
+      reuse: { type: 'string' },
       'database-url': { type: 'string', default: process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' },
       'redis-url': { type: 'string', default: process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379' },
       help: { type: 'boolean', default: false },
@@ -104,6 +106,8 @@ function options() {
     server,
     profile: values.profile!,
     check: values.check!,
+    keep: values.keep!,
+    reuse: values.reuse,
     databaseUrl: values['database-url']!,
     redisUrl: values['redis-url']!,
   };
@@ -118,6 +122,9 @@ function options() {
   }
   return o;
 }
+
+/** What --keep saves and --reuse reads: enough to run again on the same accounts. */
+type KeptData = { dataTag: string; masterKey: string; users: Array<{ name: string; token: string; conversation: string }> };
 
 type Snapshot = { at: number; self: NodeJS.CpuUsage; nodes: number[]; services: Record<string, number>; machine: { busy: number; total: number } };
 
@@ -168,8 +175,16 @@ async function main(): Promise<number> {
   const o = options();
   const root = repoRoot();
   const runTag = randomBytes(5).toString('hex');
-  const schema = `bench_${runTag}`;
-  const prefix = `bench-${runTag}:`;
+  // The data (schema, Redis prefix, master key, accounts) may come from an earlier run kept with
+  // --keep: set-up hashes a password per user with scrypt, minutes on a busy 2-core machine.
+  const kept: KeptData | undefined = o.reuse ? JSON.parse(readFileSync(o.reuse, 'utf8')) : undefined;
+  if (kept && kept.users.length !== o.users) {
+    console.error(`${o.reuse} holds ${kept.users.length} users; run with --users ${kept.users.length}`);
+    return 2;
+  }
+  const dataTag = kept?.dataTag ?? runTag;
+  const schema = `bench_${dataTag}`;
+  const prefix = `bench-${dataTag}:`;
   const outDir = path.join(root, 'bench/out');
   const profileDir = path.join(outDir, `prof-${runTag}`);
   mkdirSync(outDir, { recursive: true });
@@ -179,11 +194,14 @@ async function main(): Promise<number> {
   const clients: NodeClient[] = [];
   let cleaned: Promise<void> | undefined;
   let schemaMayExist = false;
+  const keptFile = o.reuse ?? path.join(outDir, `users-${dataTag}.json`);
   const cleanup = (): Promise<void> =>
     (cleaned ??= (async () => {
       for (const c of clients) c.close();
       await Promise.all(nodes.map((n) => stopNode(n, STOP_GRACE_MS).catch((e) => say(`stopping node ${n.id}: ${(e as Error).message}`))));
-      if (schemaMayExist) {
+      if (schemaMayExist && o.keep) {
+        say(`kept schema ${schema} and Redis prefix ${prefix} for --reuse ${path.relative(process.cwd(), keptFile)}; drop them by a last run without --keep`);
+      } else if (schemaMayExist) {
         await dropSchema(o.databaseUrl, schema).catch((e) => say(`dropping schema ${schema}: ${(e as Error).message}`));
         const n = await deleteKeys(o.redisUrl, prefix).catch((e) => (say(`deleting Redis keys ${prefix}*: ${(e as Error).message}`), 0));
         say(`cleaned up: schema ${schema} dropped, ${n} Redis keys under ${prefix} deleted`);
@@ -202,7 +220,7 @@ async function main(): Promise<number> {
 
   try {
     await checkServices(o.databaseUrl, o.redisUrl);
-    const masterKey = randomBytes(32).toString('hex');
+    const masterKey = kept?.masterKey ?? randomBytes(32).toString('hex');
     const ids = ['a', 'b'];
     const ports = [await freePort(), await freePort()];
     schemaMayExist = true;
@@ -244,13 +262,20 @@ async function main(): Promise<number> {
       textBytes: o.textBytes,
       requestTimeoutMs: 30_000,
       runTag: `m${runTag}`,
-      password: `bench-${runTag}`,
+      password: `bench-${dataTag}`,
       log: say,
     });
 
     const setupStart = performance.now();
-    await w.register(o.setupConcurrency);
-    await w.pair(o.setupConcurrency);
+    if (kept) w.adopt(kept.users);
+    else {
+      await w.register(o.setupConcurrency);
+      await w.pair(o.setupConcurrency);
+    }
+    if (o.keep) {
+      const data: KeptData = { dataTag, masterKey, users: w.users.map((u) => ({ name: u.name, token: u.token, conversation: u.conversation })) };
+      writeFileSync(keptFile, JSON.stringify(data));
+    }
     const setupMs = performance.now() - setupStart;
     say(`setup: ${o.users} users and ${o.users / 2} conversations in ${(setupMs / 1000).toFixed(1)} s`);
 

@@ -148,6 +148,13 @@ export class Workload {
     });
   }
 
+  /** Take users registered by an earlier run (--reuse): names, tokens and conversations, in order. */
+  adopt(users: Array<{ name: string; token: string; conversation: string }>): void {
+    users.forEach((k, i) => {
+      this.users[i] = { i, name: k.name, token: k.token, node: i % 2, partner: i ^ 1, conversation: k.conversation, cursor: undefined, parked: false, pollSentAt: 0 };
+    });
+  }
+
   /** Open the direct conversation of each pair (2k, 2k+1). */
   async pair(concurrency: number): Promise<void> {
     const pairs = Array.from({ length: this.opts.users / 2 }, (_, k) => 2 * k);
