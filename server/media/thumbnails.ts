@@ -27,9 +27,11 @@ export const LARGE = 640;
 sharp.cache(false);
 sharp.concurrency(1);
 
-// Images processed at once per process: one per core. More would only queue inside libuv's
-// 4-thread pool and raise peak memory without finishing sooner.
-const JOBS = Math.max(1, availableParallelism());
+// Images processed at once per process: one per core but one, so a core stays free for the event
+// loop (on a 2-core dyno, media work must not stall long-polls: measured in bench/media.ts). More
+// would only queue inside libuv's 4-thread pool, which password hashing and file I/O share, and
+// raise peak memory without finishing sooner.
+const JOBS = Math.max(1, availableParallelism() - 1);
 let running = 0;
 const waiting: (() => void)[] = [];
 

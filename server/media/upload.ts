@@ -38,8 +38,11 @@ class Inspector extends Transform {
     super();
   }
 
-  imageBytes(): Buffer | undefined {
-    return this.sniffed?.image && this.kept ? Buffer.concat(this.kept, this.size) : undefined;
+  /** The whole image (once, for sharp); the pieces are let go so the bytes are held once, not twice. */
+  takeImageBytes(): Buffer | undefined {
+    const bytes = this.sniffed?.image && this.kept ? Buffer.concat(this.kept, this.size) : undefined;
+    this.kept = undefined;
+    return bytes;
   }
 
   private async decide(): Promise<void> {
@@ -83,7 +86,7 @@ export function sealedStorage(blobs: SealedBlobs): StorageEngine {
       file.stream.once('error', (err: Error) => inspector.destroy(err));
       blobs.put(target.dataKey, key, inspector).then(
         () => {
-          const stored: StoredFile = { blobKey: key, size: inspector.size, sniffed: inspector.sniffed!, imageBytes: inspector.imageBytes() };
+          const stored: StoredFile = { blobKey: key, size: inspector.size, sniffed: inspector.sniffed!, imageBytes: inspector.takeImageBytes() };
           cb(null, stored as unknown as Partial<Express.Multer.File>);
         },
         (err: Error) => {
