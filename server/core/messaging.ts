@@ -80,10 +80,10 @@ export class Messaging {
   /** The conversation if the user is a member: 404 when it does not exist, 403 when not a member. */
   async requireMember(conversationId: unknown, user: Principal): Promise<ConversationRow> {
     if (typeof conversationId !== 'string' || conversationId.length > 64) throw errors.notFound('conversation');
-    const conv = await this.store.conversation(conversationId);
-    if (!conv) throw errors.notFound('conversation');
-    if (!(await this.store.isMember(conv.id, user.id))) throw errors.forbidden('you are not a member of this conversation');
-    return conv;
+    const found = await this.store.conversationFor(conversationId, user.id);
+    if (!found) throw errors.notFound('conversation');
+    if (!found.member) throw errors.forbidden('you are not a member of this conversation');
+    return found.conversation;
   }
 
   /** The data key of a conversation. */
@@ -281,7 +281,7 @@ export class Messaging {
     const wrapped = new Map<string, Buffer>();
     const out: MessageView[] = [];
     for (const m of messages) {
-      let key = wrapped.get(m.conversationId);
+      let key = wrapped.get(m.conversationId) ?? this.keys.cached(m.conversationId);
       if (!key) {
         const conv = await this.store.conversation(m.conversationId);
         if (!conv) continue;

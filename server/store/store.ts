@@ -222,6 +222,20 @@ export class Store {
     return r ? { ...r, wrapped_key: toBuffer(r.wrapped_key) } : null;
   }
 
+  /** A conversation and whether a user is a member of it, in one round trip. */
+  async conversationFor(id: string, userId: number): Promise<{ conversation: ConversationRow; member: boolean } | null> {
+    const rows = await this.db.query<ConversationRow & { wrapped_key: unknown; member: boolean }>(
+      `SELECT id, kind, title, wrapped_key, last_seq, created_at,
+         EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2) AS member
+       FROM conversations WHERE id = $1`,
+      [id, userId],
+    );
+    const r = rows[0];
+    if (!r) return null;
+    const { member, ...conv } = r;
+    return { conversation: { ...conv, wrapped_key: toBuffer(conv.wrapped_key) }, member };
+  }
+
   /** The direct conversation of a pair, if it exists. */
   async directConversation(a: number, b: number): Promise<ConversationRow | null> {
     const rows = await this.db.query<{ id: string }>('SELECT id FROM conversations WHERE direct_key = $1', [directKey(a, b)]);

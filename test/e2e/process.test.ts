@@ -29,9 +29,11 @@ function startParley(env: Record<string, string>): { child: ChildProcess; output
   return { child, output: () => out, exited };
 }
 
-async function waitReady(url: string, ms: number): Promise<void> {
+async function waitReady(url: string, ms: number, p: ReturnType<typeof startParley>): Promise<void> {
   const until = Date.now() + ms;
-  while (Date.now() < until) {
+  let exited = false;
+  void p.exited.then(() => (exited = true));
+  while (Date.now() < until && !exited) {
     try {
       const res = await supertest(url).get('/readyz');
       if (res.status === 200) return;
@@ -40,7 +42,7 @@ async function waitReady(url: string, ms: number): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error('Parley did not become ready');
+  throw new Error(`Parley did not become ready; its output:\n${p.output()}`);
 }
 
 describe('the parley process', function () {
@@ -56,7 +58,7 @@ describe('the parley process', function () {
     const url = `http://127.0.0.1:${port}`;
     const p = startParley({ PORT: String(port), DATA_DIR: dir, LOG_LEVEL: 'info' });
     try {
-      await waitReady(url, 60_000);
+      await waitReady(url, 60_000, p);
       expect(p.output()).to.contain('MASTER_KEY not set');
       expect(existsSync(path.join(dir, 'master.key'))).to.equal(true);
       const alice = (await supertest(url).post('/api/register').send({ name: 'alice', password: PASSWORD }).expect(201)).body;
@@ -90,7 +92,7 @@ describe('the parley process', function () {
     const url = `http://127.0.0.1:${port}`;
     const p = startParley({ PORT: String(port), DATA_DIR: dir, LOG_LEVEL: 'warn' });
     try {
-      await waitReady(url, 60_000);
+      await waitReady(url, 60_000, p);
       const login = await supertest(url).post('/api/login').send({ name: 'bob', password: PASSWORD }).expect(200);
       const list = await supertest(url).get('/api/conversations').set('Authorization', `Bearer ${login.body.token}`).expect(200);
       expect(list.body.conversations[0].last_message.text).to.equal('hello');
