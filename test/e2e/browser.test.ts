@@ -298,6 +298,38 @@ describe('browser client in Chromium', function () {
     });
   });
 
+  it('loads earlier history as the chat scrolls up, in order and without repeats', async () => {
+    const reader = unique('reader');
+    const writer = unique('writer');
+    const r = await api(server.url, 'POST', '/api/register', { name: reader, password: 'correct horse' });
+    const readerToken = (r.body as { token: string }).token;
+    const w = await api(server.url, 'POST', '/api/register', { name: writer, password: 'correct horse' });
+    const token = (w.body as { token: string }).token;
+    const conv = await api(server.url, 'POST', '/api/conversations', { with: reader }, token);
+    const id = (conv.body as { conversation: { id: string } }).conversation.id;
+    for (let i = 1; i <= 70; i++) await api(server.url, 'POST', `/api/conversations/${id}/messages`, { text: `old message ${i}.` }, token);
+    // The reader's phone has already received them all (polled and acknowledged), so the page,
+    // a new device, gets them from history rather than from the events stream.
+    let cursor = '';
+    for (let more = true; more; ) {
+      const ev = await api(server.url, 'GET', `/api/events?wait=0${cursor ? `&since=${encodeURIComponent(cursor)}` : ''}`, undefined, readerToken);
+      const b = ev.body as { cursor: string; events: unknown[] };
+      more = b.events.length > 0;
+      cursor = b.cursor;
+    }
+    const page = await person();
+    await page.account('Log in', reader);
+    await page.openChat(writer);
+    await page.message('old message 70.').waitFor();
+    const texts = () => page.page.evaluate(() => Array.from(document.querySelectorAll('.messages li.msg .text')).map((e) => e.textContent));
+    expect((await texts()).length).to.equal(50); // one page
+    await page.page.evaluate(() => { document.getElementById('scroller')!.scrollTop = 0; });
+    await page.message('old message 1.').waitFor({ timeout: SOON });
+    expect(await texts()).to.deep.equal(Array.from({ length: 70 }, (_, i) => `old message ${i + 1}.`));
+    // The view stayed where the reader was instead of jumping to the oldest message.
+    expect(await page.page.evaluate(() => document.getElementById('scroller')!.scrollTop)).to.be.greaterThan(0);
+  });
+
   describe('degrading', () => {
     it('falls back to POST, then to JSONP, when a proxy refuses the long-poll request', async () => {
       const carol = await person();
