@@ -35,6 +35,14 @@ export class BlobNotFound extends Error {
     super(`no blob under ${key}`);
     this.name = 'BlobNotFound';
   }
+
+  /**
+   * True for a BlobNotFound from any copy of this module: the S3 store is loaded lazily, and a loader
+   * (tsx in tests) may give it its own instance of this class, so `instanceof` alone is not enough.
+   */
+  static is(err: unknown): err is BlobNotFound {
+    return err instanceof BlobNotFound || (err instanceof Error && err.name === 'BlobNotFound');
+  }
 }
 
 // Keys are made here, never taken from user input; the pattern is the second line of defence that

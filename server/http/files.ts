@@ -3,7 +3,7 @@ import multer, { MulterError } from 'multer';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
-import { newBlobKey, type Blobs } from '../blobs/blobs.js';
+import { BlobNotFound, newBlobKey, type Blobs } from '../blobs/blobs.js';
 import { SealedBlobs } from '../blobs/seal.js';
 import type { Bus } from '../bus/bus.js';
 import type { Config } from '../config.js';
@@ -197,24 +197,14 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
     const etag = `"${a.id}-${variant}"`;
     const dataKey = core.keys.key(a.conversationId, toBuffer(found.wrappedKey));
 
-    res.setHeader('Content-Type', type);
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    // Even if a browser were talked into rendering a file as a page, it runs nothing and reaches nothing.
-    res.setHeader('Content-Security-Policy', "default-src 'none'; sandbox");
     const inline = thumb !== undefined || isInlineImage(a.type);
     const name = thumb ? `${a.name.replace(/\.[^.]*$/, '')}-thumbnail.${thumb.type === 'image/webp' ? 'webp' : 'jpg'}` : a.name;
-    res.setHeader('Content-Disposition', contentDisposition(inline ? 'inline' : 'attachment', name));
-    res.setHeader('ETag', etag);
-    res.setHeader('Cache-Control', CACHE_CONTROL);
-    res.setHeader('Accept-Ranges', 'bytes');
-    if (req.fresh) {
-      res.status(304).end();
-      return;
-    }
+    const ifNoneMatch = req.headers['if-none-match'];
+    const notModified = ifNoneMatch !== undefined && (ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag));
 
     let range: { start: number; end: number } | undefined;
     const ifRange = req.headers['if-range'];
-    if (req.headers.range && (!ifRange || ifRange === etag)) {
+    if (!notModified && req.headers.range && (!ifRange || ifRange === etag)) {
       const parsed = req.range(size, { combine: true });
       if (parsed === -1) {
         res.setHeader('Content-Range', `bytes */${size}`);
@@ -222,6 +212,32 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
       }
       // Malformed (-2) or several ranges: answer the whole file, as RFC 9110 allows.
       if (Array.isArray(parsed) && parsed.type === 'bytes' && parsed.length === 1) range = parsed[0];
+    }
+
+    // Open the blob before any header is set, so a missing blob is a plain JSON 404.
+    let body: Readable | undefined;
+    if (!notModified && req.method !== 'HEAD' && size > 0) {
+      try {
+        body = await sealed.get(dataKey, key, range, size);
+      } catch (err) {
+        if (!BlobNotFound.is(err)) throw err;
+        // The row outlived its blob (a store restored from an older backup, a manual delete).
+        log.error({ file: a.id, variant, key }, 'attachment row without its blob');
+        throw errors.notFound('file');
+      }
+    }
+
+    res.setHeader('Content-Type', type);
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    // Even if a browser were talked into rendering a file as a page, it runs nothing and reaches nothing.
+    res.setHeader('Content-Security-Policy', "default-src 'none'; sandbox");
+    res.setHeader('Content-Disposition', contentDisposition(inline ? 'inline' : 'attachment', name));
+    res.setHeader('ETag', etag);
+    res.setHeader('Cache-Control', CACHE_CONTROL);
+    res.setHeader('Accept-Ranges', 'bytes');
+    if (notModified) {
+      res.status(304).end();
+      return;
     }
     if (range) {
       res.status(206);
@@ -231,11 +247,10 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
       res.status(200);
       res.setHeader('Content-Length', String(size));
     }
-    if (req.method === 'HEAD' || size === 0) {
+    if (!body) {
       res.end();
       return;
     }
-    const body = await sealed.get(dataKey, key, range, size);
     try {
       await pipeline(body, res);
     } catch (err) {

@@ -2,6 +2,7 @@ import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -239,6 +240,36 @@ for (const backend of ['embedded', 'real'] as const) {
       expect(exact.body.message.attachment.size).to.equal(UPLOAD_LIMIT);
       expect(await blobCount()).to.equal(before + 1);
       expect(await tempFiles()).to.equal(0);
+    });
+
+    it('a client that goes away half-way through an upload leaves no blob and no partial file', async function () {
+      const before = await blobCount();
+      const boundary = 'parleyboundary';
+      const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="half.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`;
+      const declared = head.length + 1_000_000 + `\r\n--${boundary}--\r\n`.length;
+      await new Promise<void>((resolve) => {
+        const req = http.request(`${url}/api/conversations/${conv}/files`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${alice.token}`, 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': declared },
+        });
+        req.on('error', () => resolve());
+        req.on('response', (res) => (res.resume(), resolve()));
+        req.write(head);
+        req.write(randomBytes(300_000), () => setTimeout(() => req.destroy(), 100));
+      });
+      // The node notices the close, removes what it wrote: poll briefly (bounded) for that.
+      for (let i = 0; i < 50 && ((await blobCount()) !== before || (await tempFiles()) !== 0); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await blobCount()).to.equal(before);
+      expect(await tempFiles()).to.equal(0);
+      await supertest(url).get('/healthz').expect(200);
+    });
+
+    it('a file whose blob went missing answers 404, not 500', async function () {
+      const a = (await upload(alice, pdf(), 'gone.pdf').expect(201)).body.message.attachment;
+      const row = (await stack.db.query<{ blob_key: string }>('SELECT blob_key FROM attachments WHERE id = $1', [a.id]))[0]!;
+      await stack.nodes[0]!.deps.blobs.delete(row.blob_key);
+      const res = await download(bob, a.url).expect(404);
+      expect(res.headers['content-type']).to.match(/json/);
     });
 
     it('path-traversal and header-breaking names are cleaned; the file lands under a server-made key', async function () {
