@@ -79,6 +79,11 @@ export function createApp(deps: Deps): Express {
 
   app.use(boshRouter(deps).router); // BOSH (XEP-0124/0206): POST /http-bind and /bosh
 
+  // parley.js is the embeddable client (docs/client.md): pages of other sites load it.
+  app.get('/parley.js', (_req, res, next) => {
+    res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
+    next();
+  });
   app.use(express.static(PUBLIC_DIR, { index: 'index.html', maxAge: '1h' }));
   app.use(notFound);
   app.use(errorHandler(log.child({ module: 'http' })));

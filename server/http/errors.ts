@@ -14,6 +14,8 @@ export function sendJson(res: Response, status: number, body: unknown): void {
       .status(200)
       .type('application/javascript')
       .setHeader('X-Content-Type-Options', 'nosniff')
+      // JSONP exists for other origins (the client's fallback without CORS): let them load it.
+      .setHeader('Cross-Origin-Resource-Policy', 'cross-origin')
       .send(`/**/${cb}(${JSON.stringify(body)});`);
     return;
   }

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
@@ -328,6 +330,59 @@ describe('browser client in Chromium', function () {
     expect(await texts()).to.deep.equal(Array.from({ length: 70 }, (_, i) => `old message ${i + 1}.`));
     // The view stayed where the reader was instead of jumping to the oldest message.
     expect(await page.page.evaluate(() => document.getElementById('scroller')!.scrollTop)).to.be.greaterThan(0);
+  });
+
+  it('embeds: parley.js on a page of another origin logs in, receives and sends through CORS', async () => {
+    const host = unique('host');
+    const guest = unique('guest');
+    const h = await api(server.url, 'POST', '/api/register', { name: host, password: 'correct horse' });
+    await api(server.url, 'POST', '/api/register', { name: guest, password: 'correct horse' });
+    const hostToken = (h.body as { token: string }).token;
+    const conv = await api(server.url, 'POST', '/api/conversations', { with: guest }, hostToken);
+    const id = (conv.body as { conversation: { id: string } }).conversation.id;
+    // Another origin (another port): a page that only includes parley.js from the Parley server.
+    const script = `
+      var client = new Parley.Client({ base: ${JSON.stringify(server.url)}, storage: null });
+      client.on('message', function (m) {
+        var li = document.createElement('li');
+        li.appendChild(document.createTextNode(m.from + ': ' + m.text));
+        document.getElementById('log').appendChild(li);
+        if (m.from !== ${JSON.stringify(guest)}) client.send(m.conversation, 'got it: ' + m.text);
+      });
+      client.login(${JSON.stringify(guest)}, 'correct horse', function (err) {
+        if (err) { document.title = 'error ' + err.code; return; }
+        client.start();
+        document.title = 'ready';
+      });`;
+    const other = http.createServer((req, res) => {
+      if (req.url === '/embed.js') return void res.writeHead(200, { 'Content-Type': 'application/javascript' }).end(script);
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end(`<!DOCTYPE html><title>loading</title><ul id="log"></ul><script src="${server.url}/parley.js"></script><script src="/embed.js"></script>`);
+    });
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    try {
+      const page = await person();
+      await page.page.goto(`http://127.0.0.1:${(other.address() as AddressInfo).port}/`);
+      await page.page.waitForFunction(() => document.title !== 'loading', undefined, { timeout: SOON });
+      expect(await page.page.title()).to.equal('ready');
+      await page.page.waitForTimeout(200); // the first poll is on its way
+      const t0 = Date.now();
+      await api(server.url, 'POST', `/api/conversations/${id}/messages`, { text: 'hello, embedded guest' }, hostToken);
+      await page.waitForText(`${host}: hello, embedded guest`, ONE_SECOND);
+      console.log(`      API send → embedded page on another origin: ${Date.now() - t0} ms`);
+      // …and the page's reply reached the server.
+      const deadline = Date.now() + SOON;
+      let texts: string[] = [];
+      while (Date.now() < deadline && !texts.includes('got it: hello, embedded guest')) {
+        const hist = await api(server.url, 'GET', `/api/conversations/${id}/messages`, undefined, hostToken);
+        texts = (hist.body as { messages: Array<{ text: string }> }).messages.map((m) => m.text);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(texts).to.include('got it: hello, embedded guest');
+    } finally {
+      other.closeAllConnections();
+      await new Promise((r) => other.close(r));
+    }
   });
 
   describe('degrading', () => {
