@@ -25,7 +25,7 @@ describe('BOSH conformance (XEP-0124/0206) on two nodes', function () {
   async function loggedIn(base = 'u'): Promise<{ c: BoshClient; user: TestUser }> {
     const user = await register(nodes[0]!, base);
     const c = client();
-    await c.create();
+    await c.create({ wait: 5 }); // a request left held at the end of a test costs 5 s, not 25
     await c.login(user.name, PASSWORD);
     return { c, user };
   }
@@ -109,7 +109,7 @@ describe('BOSH conformance (XEP-0124/0206) on two nodes', function () {
       const { c, user: alice } = await loggedIn('alice');
       const bob = await register(nodes[1]!, 'bob');
       await pollEvents(nodes[1]!, bob);
-      await c.send(`<presence xmlns='jabber:client'/>`, {}, nodes[0]).then(() => undefined);
+      await c.send(`<presence xmlns='jabber:client'/><iq xmlns='jabber:client' type='get' id='p0'><ping xmlns='urn:xmpp:ping'/></iq>`, {}, nodes[0]);
       // alice (BOSH) → bob (long-poll)
       await c.send(`<message xmlns='jabber:client' to='${bob.name}@${DOMAIN}' type='chat' id='hello-1'><body>hi bob</body><request xmlns='urn:xmpp:receipts'/></message>`);
       const got = await pollEvents(nodes[0]!, bob, 5);
@@ -250,7 +250,7 @@ describe('BOSH conformance (XEP-0124/0206) on two nodes', function () {
     it("with ack='1' a response says which later rid it has seen, and a lagging ack gets report/time", async () => {
       const user = await register(nodes[0]!, 'ack');
       const c = client();
-      const created = await c.create({ ack: 1 });
+      const created = await c.create({ ack: 1, wait: 5 });
       expect(created.body!.attrs.ack).to.be.a('string');
       await c.login(user.name, PASSWORD);
       const r1 = c.build();
