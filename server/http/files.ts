@@ -126,7 +126,7 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
       throw errors.rateLimited(UPLOAD_WINDOW_MS / 1000);
     }
     const dataKey = core.messaging.keyOf(conv);
-    setUploadTarget(req, { dataKey, limit: config.uploadLimit });
+    setUploadTarget(req, { dataKey, limit: config.uploadLimit, ...(Number.isFinite(declared) ? { expected: declared } : {}) });
     await receive(req, res);
     const file = req.file as unknown as (Express.Multer.File & StoredFile) | undefined;
     if (!file) throw errors.badRequest('attach the file in the multipart field `file`', 'no_file');
