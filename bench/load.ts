@@ -68,6 +68,7 @@ function options() {
       profile: { type: 'boolean', default: false },
       check: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
+      'node-flags': { type: 'string', default: '' },
       reuse: { type: 'string' },
       'database-url': { type: 'string', default: process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' },
       'redis-url': { type: 'string', default: process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379' },
@@ -107,6 +108,7 @@ function options() {
     profile: values.profile!,
     check: values.check!,
     keep: values.keep!,
+    nodeFlags: values['node-flags']!.split(/\s+/).filter(Boolean),
     reuse: values.reuse,
     databaseUrl: values['database-url']!,
     redisUrl: values['redis-url']!,
@@ -126,14 +128,31 @@ function options() {
 /** What --keep saves and --reuse reads: enough to run again on the same accounts. */
 type KeptData = { dataTag: string; masterKey: string; users: Array<{ name: string; token: string; conversation: string }> };
 
-type Snapshot = { at: number; self: NodeJS.CpuUsage; nodes: number[]; services: Record<string, number>; machine: { busy: number; total: number } };
+type Snapshot = {
+  at: number;
+  self: NodeJS.CpuUsage;
+  nodes: number[];
+  services: Record<string, number>;
+  /** CPU ms of each Postgres backend serving this run's nodes (other people's tests use the same server). */
+  backends: Map<number, number>;
+  machine: { busy: number; total: number };
+};
 
-function snapshot(nodes: RunningNode[]): Snapshot {
+function snapshot(nodes: RunningNode[], backendPids: number[]): Snapshot {
+  const backends = new Map<number, number>();
+  for (const pid of backendPids) {
+    try {
+      backends.set(pid, cpuMs(pid));
+    } catch {
+      // the backend ended between the query and the read
+    }
+  }
   return {
     at: performance.now(),
     self: process.cpuUsage(),
     nodes: nodes.map((n) => cpuMs(n.child.pid!)),
     services: cpuMsByName(['postgres', 'redis-server']),
+    backends,
     machine: machineCpu(),
   };
 }
@@ -145,6 +164,8 @@ function cpuBetween(a: Snapshot, b: Snapshot, nodeIds: string[]) {
   const selfMs = (b.self.user + b.self.system - a.self.user - a.self.system) / 1000;
   const machineBusyPct = (100 * (b.machine.busy - a.machine.busy)) / Math.max(1, b.machine.total - a.machine.total);
   const known = selfMs + sumOf(b.nodes.map((x, i) => x - a.nodes[i]!)) + sumOf(Object.keys(b.services).map((k) => b.services[k]! - (a.services[k] ?? 0)));
+  // A backend first seen at the end was opened during the window: all its CPU counts.
+  const backendsMs = sumOf([...b.backends].map(([pid, v]) => v - (a.backends.get(pid) ?? 0)));
   return {
     wallMs: round(wall, 0),
     loadProcessPct: pct(selfMs),
@@ -152,6 +173,9 @@ function cpuBetween(a: Snapshot, b: Snapshot, nodeIds: string[]) {
     othersPct: Math.max(0, round(machineBusyPct * os.cpus().length - (100 * known) / wall, 0)),
     nodesPct: Object.fromEntries(nodeIds.map((id, i) => [id, pct(b.nodes[i]! - a.nodes[i]!)])),
     servicesPct: Object.fromEntries(Object.keys(b.services).map((k) => [k, pct(b.services[k]! - (a.services[k] ?? 0))])),
+    runBackendsPct: pct(backendsMs),
+    /** CPU ms spent per message delivered in the window; filled in by the caller. */
+    msPerMessage: {} as Record<string, number>,
     machineBusyPct: round(machineBusyPct, 0),
     cores: os.cpus().length,
   };
@@ -232,6 +256,7 @@ async function main(): Promise<number> {
             id: ids[k]!,
             root,
             mode: o.server,
+            nodeFlags: o.nodeFlags,
             profileDir: o.profile ? profileDir : undefined,
             logFile: path.join(outDir, `node-${ids[k]}-${runTag}.log`),
             env: {
@@ -325,15 +350,15 @@ async function main(): Promise<number> {
     await watch.open();
     let tablesFrom: Promise<TableCounters> | undefined;
     const snapTimer = setTimeout(() => {
-      snapFrom = snapshot(nodes);
       tablesFrom = watch.tables();
+      void watch.backendPids().then((pids) => (snapFrom = snapshot(nodes, pids)));
       // 100 ms: ~200 samples over 20 s, one cheap query each.
       void tablesFrom.then(() => watch.start(100));
     }, measureFrom - start);
     say(`sending: ${o.senders} senders, ${o.warmup} s warm-up + ${o.seconds} s measured`);
     await w.send(o.senders, until, measureFrom, o.maxMessages);
     clearTimeout(snapTimer);
-    const snapTo = snapshot(nodes);
+    const snapTo = snapshot(nodes, await watch.backendPids());
     snapFrom ??= snapTo;
     const sendEnd = performance.now();
     say(`senders done; draining (up to ${o.drain} s)`);
@@ -358,6 +383,16 @@ async function main(): Promise<number> {
     const receiptLat = summarise(withReceipt.map((r) => r.receiptAt! - r.t0));
     const cpu = cpuBetween(snapFrom, snapTo, ids);
     const deliveredPerSecond = round(deliveredMeasured.length / o.seconds, 0);
+    {
+      // Core-ms per delivered message: what each part costs, whatever else the machine was doing.
+      const per = (pct: number) => round(((pct / 100) * o.seconds * 1000) / Math.max(1, deliveredMeasured.length), 2);
+      cpu.msPerMessage = {
+        nodes: per(sumOf(Object.values(cpu.nodesPct))),
+        postgresBackends: per(cpu.runBackendsPct),
+        redis: per(cpu.servicesPct['redis-server'] ?? 0),
+        loadProcess: per(cpu.loadProcessPct),
+      };
+    }
 
     // Stop the nodes now so their profiles are written, then read them.
     say('stopping nodes');
@@ -422,7 +457,7 @@ async function main(): Promise<number> {
     const ok = (b: boolean) => (b ? 'met' : 'MISSED');
     const lines = [
       '',
-      `Parley load: ${o.users} users (${o.users / 2} per node), ${o.senders} senders, ${o.seconds} s measured after ${o.warmup} s warm-up, server ${o.server}${o.profile ? ', PROFILING (slower)' : ''}, commit ${report.commit ?? '?'}`,
+      `Parley load: ${o.users} users (${o.users / 2} per node), ${o.senders} senders, ${o.seconds} s measured after ${o.warmup} s warm-up, server ${o.server}${o.nodeFlags.length ? ` with ${o.nodeFlags.join(' ')}` : ''}${o.profile ? ', PROFILING (slower)' : ''}, commit ${report.commit ?? '?'}`,
       `  sent (201)              ${acked.length} in all, ${measured.length} measured (${report.sentPerSecond}/s)`,
       `  delivered               ${deliveredMeasured.length} measured = ${deliveredPerSecond} messages/s`,
       `  lost                    ${lost.length}   duplicates ${w.duplicates}   misdelivered ${w.misdelivered}   received without a 201 ${receivedUnacked}`,
@@ -431,7 +466,8 @@ async function main(): Promise<number> {
       `  receipts seen by senders  delivered ${w.receipts['delivered'] ?? 0}, read ${w.receipts['read'] ?? 0} events; ${withReceipt.length}/${measured.length} measured messages covered; send→receipt ${fmtLatency(receiptLat)}`,
       `  RSS per parked poll     ${kibPerParked} KiB idle→all, ${kibPerParkedMarginal} KiB half→all${kibPerParked <= 0 ? ' (negative: set-up memory returned to the kernel in between; noise dominates)' : ''}`,
       `                          ${memory.map((m) => `${m.node}: ${m.parked} parked, ${m.rssIdleMiB} → ${m.rssHalfMiB} → ${m.rssParkedMiB} MiB`).join('; ')}`,
-      `  CPU (measured window)   load process ${cpu.loadProcessPct}% of a core; nodes ${Object.entries(cpu.nodesPct).map(([k, v]) => `${k} ${v}%`).join(', ')}; postgres ${cpu.servicesPct['postgres']}%, redis ${cpu.servicesPct['redis-server']}%, other processes ${cpu.othersPct}%; machine ${cpu.machineBusyPct}% busy of ${cpu.cores} cores`,
+      `  CPU (measured window)   load process ${cpu.loadProcessPct}% of a core; nodes ${Object.entries(cpu.nodesPct).map(([k, v]) => `${k} ${v}%`).join(', ')}; postgres ${cpu.runBackendsPct}% (this run's backends; all postgres processes ${cpu.servicesPct['postgres']}%), redis ${cpu.servicesPct['redis-server']}%, other processes ${cpu.othersPct}%; machine ${cpu.machineBusyPct}% busy of ${cpu.cores} cores`,
+      `  CPU per message         ${Object.entries(cpu.msPerMessage).map(([k, v]) => `${k} ${v} ms`).join(', ')} (core-ms per delivered message)`,
       `  postgres connections    ${Object.entries(pgActivity.avgConnectionsByState).map(([k, v]) => `${k} ${v}`).join(', ')} (average over ${pgActivity.samples} samples)`,
       ...pgActivity.topActive.slice(0, 6).map((q) => `      ${(q.share * 100).toFixed(0).padStart(3)}%  ${q.query}`),
       `  rows per sent message   ${Object.entries(tables).filter(([, v]) => v.ins + v.upd + v.del > 0).map(([t, v]) => `${t} +${round(v.ins / Math.max(1, measured.length), 2)} ins ${round(v.upd / Math.max(1, measured.length), 2)} upd`).join(', ')}`,

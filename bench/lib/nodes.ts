@@ -18,6 +18,8 @@ export type NodeSpec = {
   root: string;
   mode: ServerMode;
   env: Record<string, string>;
+  /** Extra flags for node (e.g. --max-semi-space-size=1 to keep young-generation garbage out of RSS readings). */
+  nodeFlags?: string[];
   /** Directory for --cpu-prof output, or undefined for no profile. */
   profileDir?: string;
   logFile: string;
@@ -47,7 +49,7 @@ export function freePort(): Promise<number> {
 
 /** Start one node; its stdout and stderr go to spec.logFile. */
 export function startNode(spec: NodeSpec, port: number): RunningNode {
-  const args: string[] = [];
+  const args: string[] = [...(spec.nodeFlags ?? [])];
   if (spec.profileDir) args.push('--cpu-prof', '--cpu-prof-dir', spec.profileDir);
   if (spec.mode === 'tsx') args.push('--import', 'tsx', path.join(spec.root, 'server/main.ts'));
   else args.push(path.join(spec.root, 'dist/server/main.js'));

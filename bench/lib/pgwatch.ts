@@ -56,6 +56,12 @@ export class PgWatch {
     );
   }
 
+  /** Process ids of the Postgres backends serving the nodes (to read their CPU time from /proc). */
+  async backendPids(): Promise<number[]> {
+    const { rows } = await this.client.query('SELECT pid FROM pg_stat_activity WHERE application_name LIKE $1', [`${this.appPrefix}%`]);
+    return rows.map((r) => Number(r.pid));
+  }
+
   /** Start sampling every `everyMs` (one query at a time; a slow sample delays the next). */
   start(everyMs: number): void {
     const tick = async () => {
