@@ -238,7 +238,7 @@ describe('browser client in Chromium', function () {
       await bob.message(text).waitFor({ timeout: 10_000 });
       await alice.message(text).getByRole('img', { name: /sent|delivered|read/ }).waitFor({ timeout: 10_000 });
       // The stream may confirm the message before the retry: wait until the outbox is empty.
-      await alice.page.waitForFunction('window.parleyApp.client.pending().length === 0', undefined, { timeout: 10_000 });
+      await alice.page.waitForFunction(() => (window as unknown as App).parleyApp.client.pending().length === 0, undefined, { timeout: 10_000 });
       await alice.page.unroute('**/api/conversations/*/messages');
       expect(posts.length).to.be.at.least(2);
       const ids = posts.map((p) => (JSON.parse(p) as { client_id: string }).client_id);
@@ -298,6 +298,22 @@ describe('browser client in Chromium', function () {
       // Playwright's round trips and the previous page's unload, which no user waits for.
       expect(mark).to.be.above(0).and.below(ONE_SECOND);
     });
+  });
+
+  it('says so on a wrong password, and logging out brings the login back, also after a reload', async () => {
+    const name = unique('ivy');
+    await api(server.url, 'POST', '/api/register', { name, password: 'correct horse' });
+    const ivy = await person();
+    await ivy.page.getByLabel('Name', { exact: true }).fill(name);
+    await ivy.page.getByLabel('Password', { exact: true }).fill('wrong horse');
+    await ivy.page.getByRole('button', { name: 'Log in', exact: true }).click();
+    await ivy.page.getByRole('alert').filter({ hasText: 'Wrong name or password.' }).waitFor({ timeout: SOON });
+    await ivy.account('Log in', name);
+    await ivy.page.getByRole('button', { name: 'Log out' }).click();
+    await ivy.page.getByRole('button', { name: 'Log in', exact: true }).waitFor();
+    await ivy.page.reload();
+    await ivy.page.getByRole('button', { name: 'Log in', exact: true }).waitFor();
+    expect(await ivy.page.getByRole('button', { name: 'Log out' }).count()).to.equal(0);
   });
 
   it('loads earlier history as the chat scrolls up, in order and without repeats', async () => {
@@ -475,6 +491,11 @@ describe('README screenshot (PARLEY_SCREENSHOT=1)', function () {
   });
 });
 
+/** What the page exposes as window.parleyApp (for the tests' look inside). */
+interface App {
+  parleyApp: { client: { wait: number; mode: string; token: string; connected: boolean; pending(): unknown[] }; state: { current: string } };
+}
+
 /** A plain API call from the test (for a third person who needs no browser). */
 async function api(base: string, method: string, p: string, body?: unknown, token?: string): Promise<{ status: number; body: unknown }> {
   const res = await fetch(base + p, {
@@ -545,5 +566,32 @@ describe('browser client through nginx (buffering, 30 s read timeout)', function
     await erin.message('still there after the quiet').getByRole('img', { name: 'read' }).waitFor({ timeout: SOON });
     expect(await frank.message('through the proxy').count()).to.equal(1);
     expect([...erin.errors, ...frank.errors]).to.deep.equal([]);
+  });
+
+  it('behind a proxy that cuts held requests at 8 s, the client holds for less and still delivers within a second', async () => {
+    const short = await startNginx(server.url, 8);
+    try {
+      const gina = await ChatPage.open(browser, short.url);
+      const hal = await ChatPage.open(browser, short.url);
+      pages.push(gina, hal);
+      const ginaName = unique('gina');
+      const halName = unique('hal');
+      await gina.account('Register', ginaName);
+      await hal.account('Register', halName);
+      await gina.startChat(halName);
+      await hal.contact(ginaName).waitFor({ timeout: SOON });
+      // hal's first quiet poll (25 s) is cut at 8 s by nginx's 504: the client learns.
+      await hal.page.waitForFunction(() => (window as unknown as App).parleyApp.client.wait < 8, undefined, { timeout: 20_000 });
+      const wait = (await hal.page.evaluate('window.parleyApp.client.wait')) as number;
+      console.log(`      hold after nginx cut a 25 s poll at 8 s: ${wait} s`);
+      // A full shorter hold later, the loop is quietly long-polling again.
+      await hal.page.waitForTimeout((wait + 1) * 1000);
+      expect(await hal.page.evaluate('window.parleyApp.client.connected')).to.equal(true);
+      const elapsed = await gina.latencyTo(hal, 'made it past the impatient proxy');
+      console.log(`      gina → hal through nginx with an 8 s read timeout: ${elapsed} ms`);
+      expect(elapsed).to.be.below(ONE_SECOND);
+    } finally {
+      await short.close();
+    }
   });
 });

@@ -163,7 +163,8 @@ export class ChatPage {
 
   /** The page-clock time `watchFor(text)` saw it, waiting up to `timeout`. */
   async seenAt(text: string, timeout: number): Promise<number> {
-    const handle = await this.page.waitForFunction(`window.__seen && window.__seen[${JSON.stringify(text)}]`, undefined, { polling: 10, timeout });
+    // A function, not a string: the page's CSP forbids eval, which string predicates use.
+    const handle = await this.page.waitForFunction((t) => (window as unknown as { __seen?: Record<string, number> }).__seen?.[t], text, { polling: 10, timeout });
     return (await handle.jsonValue()) as number;
   }
 
@@ -218,10 +219,10 @@ export interface Proxy {
 
 /**
  * nginx as the restrictive proxies Parley is for: it buffers whole responses (proxy_buffering)
- * and cuts any request the upstream holds past 30 s (proxy_read_timeout), speaking HTTP/1.0 to
+ * and cuts any request the upstream holds past 30 s (proxy_read_timeout, or `readTimeoutSeconds`), speaking HTTP/1.0 to
  * the upstream as nginx does by default. Everything (pid, logs, temp files) lives in a temp dir.
  */
-export async function startNginx(upstream: string): Promise<Proxy> {
+export async function startNginx(upstream: string, readTimeoutSeconds = 30): Promise<Proxy> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'parley-nginx-'));
   const port = await freePort();
   const u = new URL(upstream);
@@ -245,7 +246,7 @@ http {
       proxy_pass http://${u.hostname}:${u.port};
       proxy_buffering on;
       proxy_request_buffering on;
-      proxy_read_timeout 30s;
+      proxy_read_timeout ${readTimeoutSeconds}s;
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     }
