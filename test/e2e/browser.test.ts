@@ -286,6 +286,17 @@ describe('browser client in Chromium', function () {
       await mine.getByRole('img', { name: 'read' }).waitFor({ timeout: SOON });
     });
 
+    it('drops a saved cursor the server rejects and keeps receiving', async () => {
+      await bob.page.evaluate((name) => localStorage.setItem(`parley.cursor.${name}`, 'not-a-cursor!'), bobName);
+      await bob.page.reload();
+      await bob.page.getByRole('button', { name: 'Log out' }).waitFor();
+      const text = 'after a bad cursor';
+      await alice.send(text);
+      await bob.waitForText(text, SOON);
+      const saved = await bob.page.evaluate((name) => localStorage.getItem(`parley.cursor.${name}`), bobName);
+      expect(saved).to.be.a('string').and.not.equal('not-a-cursor!');
+    });
+
     it('is usable within a second of loading', async () => {
       const t0 = Date.now();
       await alice.page.goto(`${server.url}/`);
