@@ -349,7 +349,9 @@ async function main(): Promise<number> {
     const watch = new PgWatch(o.databaseUrl, `parley-bench-${runTag}-`, schema);
     await watch.open();
     let tablesFrom: Promise<TableCounters> | undefined;
+    let pollsFrom = 0;
     const snapTimer = setTimeout(() => {
+      pollsFrom = w.polls;
       tablesFrom = watch.tables();
       void watch.backendPids().then((pids) => (snapFrom = snapshot(nodes, pids)));
       // 100 ms: ~200 samples over 20 s, one cheap query each.
@@ -358,6 +360,7 @@ async function main(): Promise<number> {
     say(`sending: ${o.senders} senders, ${o.warmup} s warm-up + ${o.seconds} s measured`);
     await w.send(o.senders, until, measureFrom, o.maxMessages);
     clearTimeout(snapTimer);
+    const pollsInWindow = w.polls - pollsFrom;
     const snapTo = snapshot(nodes, await watch.backendPids());
     snapFrom ??= snapTo;
     const sendEnd = performance.now();
@@ -441,7 +444,9 @@ async function main(): Promise<number> {
       cpu,
       postgres: { activity: pgActivity, tablesDuringWindowAndDrain: tables },
       polls: w.polls,
+      pollsPerDeliveredMessage: round(pollsInWindow / Math.max(1, deliveredMeasured.length), 2),
       events: w.eventCounts,
+      eventsMeasured: w.eventCountsMeasured,
       ownEchoes: w.ownEchoes,
       sendRetries: w.sendRetries,
       problems: w.problems,
@@ -471,7 +476,7 @@ async function main(): Promise<number> {
       `  postgres connections    ${Object.entries(pgActivity.avgConnectionsByState).map(([k, v]) => `${k} ${v}`).join(', ')} (average over ${pgActivity.samples} samples)`,
       ...pgActivity.topActive.slice(0, 6).map((q) => `      ${(q.share * 100).toFixed(0).padStart(3)}%  ${q.query}`),
       `  rows per sent message   ${Object.entries(tables).filter(([, v]) => v.ins + v.upd + v.del > 0).map(([t, v]) => `${t} +${round(v.ins / Math.max(1, measured.length), 2)} ins ${round(v.upd / Math.max(1, measured.length), 2)} upd`).join(', ')}`,
-      `  polls ${w.polls}, events ${JSON.stringify(w.eventCounts)}, send retries ${w.sendRetries}, drain ${round(drainMs, 0)} ms, setup ${report.setupSeconds} s`,
+      `  polls ${w.polls} (${report.pollsPerDeliveredMessage} per delivered message in the window), events ${JSON.stringify(w.eventCounts)} (in the window ${JSON.stringify(w.eventCountsMeasured)}), send retries ${w.sendRetries}, drain ${round(drainMs, 0)} ms, setup ${report.setupSeconds} s`,
       `  problems                ${Object.keys(w.problems).length ? JSON.stringify(w.problems) : 'none'}`,
       `  targets                 ≥${TARGETS.deliveredPerSecond}/s ${ok(verdict.deliveredPerSecond)}; p99 <${TARGETS.p99Ms} ms ${ok(verdict.p99)}; 0 lost ${ok(verdict.lost)}; <${TARGETS.kibPerParked} KiB/parked poll ${ok(verdict.memory)}`,
       `  report                  ${path.relative(root, outFile)}`,

@@ -96,6 +96,8 @@ export class Workload {
   readonly problems: Problems = {};
   /** Events seen, by type ("message", "receipt", …), over every user. */
   readonly eventCounts: Record<string, number> = {};
+  /** The same, for events received inside the measured window only. */
+  readonly eventCountsMeasured: Record<string, number> = {};
   /** Receipts about other users' progress seen by senders, by status. */
   readonly receipts: Record<string, number> = { delivered: 0, read: 0 };
   duplicates = 0;
@@ -244,6 +246,7 @@ export class Workload {
     for (const ev of events) {
       const type = String(ev?.type);
       this.eventCounts[type] = (this.eventCounts[type] ?? 0) + 1;
+      if (now >= this.measureFrom && now < this.measureTo) this.eventCountsMeasured[type] = (this.eventCountsMeasured[type] ?? 0) + 1;
       if (type === 'message') {
         const m = ev.message;
         if (m?.from === u.name) {
