@@ -230,7 +230,10 @@
     var t = thread(m.conversation), existing;
     if (m.id && t.byId[m.id]) {
       existing = t.byId[m.id];
-      if ((STATUS_RANK[m.status] || 0) > (STATUS_RANK[existing.status] || 0)) { existing.status = m.status; }
+      if ((STATUS_RANK[m.status] || 0) > (STATUS_RANK[existing.status] || 0)) {
+        existing.status = m.status;
+        if (existing._el) { updateMeta(existing); }
+      }
       return null;
     }
     if (m.client_id && m.from === S.me && t.byClient[m.client_id]) {
@@ -773,7 +776,7 @@
   // ---- Views --------------------------------------------------------------------------------
 
   function showLogin(message) {
-    toggleClass(document.body, 'booting', false);
+    show($('boot'), false);
     show($('chat-view'), false);
     show($('login-view'), true);
     setText($('login-error'), message || '');
@@ -787,7 +790,7 @@
     S.contacts = {};
     S.threads = {};
     S.current = null;
-    toggleClass(document.body, 'booting', false);
+    show($('boot'), false);
     document.body.removeAttribute('data-ready');
     show($('login-view'), false);
     show($('chat-view'), true);

@@ -297,11 +297,13 @@
    * function.
    */
   Client.prototype.request = function (method, path, body, cb, opts) {
-    var self = this, xhr, done = false, timer, url = this.base + path, headers = {}, payload = null, k;
+    var self = this, xhr, done = false, timer, url = this.base + path, headers = {}, payload = null, k, inQuery, token = this.token;
+    var account = path.indexOf('/api/login') === 0 || path.indexOf('/api/register') === 0;
     opts = opts || {};
     cb = cb || noop;
-    if (this.token && this._tokenInQuery) { url = addQuery(url, { access_token: this.token }); }
-    else if (this.token) { headers.Authorization = 'Bearer ' + this.token; }
+    inQuery = !!(token && (this._tokenInQuery || opts.tokenInQuery));
+    if (inQuery) { url = addQuery(url, { access_token: token }); }
+    else if (token) { headers.Authorization = 'Bearer ' + token; }
     if (opts.form) {
       headers['Content-Type'] = 'application/x-www-form-urlencoded';
       payload = encodeForm(body);
@@ -321,18 +323,23 @@
       done = true;
       clearTimeout(timer);
       xhr.onreadystatechange = noop;
-      if (err && err.status === 401 && self.token && !self._tokenInQuery && !opts.noAuthRetry && path.indexOf('/api/login') !== 0 && path.indexOf('/api/register') !== 0) {
-        // A proxy that strips the Authorization header looks like a bad token: try once with
-        // the token in the query string before giving up on the session.
-        self._tokenInQuery = true;
-        opts.noAuthRetry = true;
-        self.request(method, path, body, function (err2, data2, status2) {
-          if (err2 && err2.status === 401) { self._tokenInQuery = false; self._unauthorized(); }
-          cb(err2, data2, status2);
-        }, opts);
-        return;
+      if (err && err.status === 401 && token && token === self.token && !account && !opts.noAuthRetry) {
+        if (!inQuery) {
+          // A proxy that strips the Authorization header looks like a bad token: try once with
+          // the token in the query string; if that works, every later request does the same.
+          // (Per request, not per client: several requests may be refused at once.)
+          var retry = {}, o;
+          for (o in opts) { if (hasOwn.call(opts, o)) { retry[o] = opts[o]; } }
+          retry.tokenInQuery = true;
+          self.request(method, path, body, function (err2, data2, status2) {
+            if (!err2 && self.token === token) { self._tokenInQuery = true; }
+            cb(err2, data2, status2);
+          }, retry);
+          return;
+        }
+        // Refused with the token in both places: the session is over.
+        self._unauthorized();
       }
-      if (err && err.status === 401 && self.token && path.indexOf('/api/login') !== 0) { self._unauthorized(); }
       cb(err, data, xhr.status);
     }
     xhr.open(method, url, true);

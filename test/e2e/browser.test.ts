@@ -413,6 +413,34 @@ describe('browser client in Chromium', function () {
   });
 
   describe('degrading', () => {
+    it('moves the token into the query when a proxy strips the Authorization header', async () => {
+      const jo = await person();
+      const joName = unique('jo');
+      const kim = unique('kim');
+      const k = await api(server.url, 'POST', '/api/register', { name: kim, password: 'correct horse' });
+      const kimToken = (k.body as { token: string }).token;
+      let stripped = 0;
+      await jo.page.route('**/api/**', (route) => {
+        const headers = { ...route.request().headers() };
+        if (headers['authorization']) {
+          stripped++;
+          delete headers['authorization'];
+        }
+        return route.continue({ headers });
+      });
+      await jo.account('Register', joName);
+      const conv = await api(server.url, 'POST', '/api/conversations', { with: joName }, kimToken);
+      const id = (conv.body as { conversation: { id: string } }).conversation.id;
+      await api(server.url, 'POST', `/api/conversations/${id}/messages`, { text: 'can you hear me?' }, kimToken);
+      await jo.openChat(kim);
+      await jo.message('can you hear me?').waitFor({ timeout: SOON });
+      await jo.send('loud and clear');
+      await jo.message('loud and clear').getByRole('img', { name: /sent|delivered|read/ }).waitFor({ timeout: SOON });
+      expect(stripped).to.be.at.least(1);
+      expect(await jo.page.getByRole('button', { name: 'Log out' }).count()).to.equal(1); // still logged in
+      expect(await jo.page.evaluate(() => (window as unknown as { parleyApp: { client: { _tokenInQuery: boolean } } }).parleyApp.client._tokenInQuery)).to.equal(true);
+    });
+
     it('falls back to POST, then to JSONP, when a proxy refuses the long-poll request', async () => {
       const carol = await person();
       const dave = await person();
