@@ -35,6 +35,12 @@ const STOP_GRACE_MS = 15_000;
 const READY_TIMEOUT_MS = 60_000;
 /** Polls must have been quiet this long before the parked-memory reading starts its idle time. */
 const SETTLE_QUIET_MS = 1000;
+/**
+ * Longest wait for that quiet: users coming online (or swept offline after an earlier run) send
+ * presence to their contacts, and on a busy machine that storm takes tens of seconds to pass; the
+ * load must not start inside it.
+ */
+const SETTLE_TIMEOUT_MS = 60_000;
 
 const say = (msg: string): void => {
   process.stderr.write(`[load ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
@@ -311,7 +317,7 @@ async function main(): Promise<number> {
     await sleep(o.idle * 1000);
     const rssIdle = nodes.map((n) => rssBytes(n.child.pid!));
     const readParked = async () => {
-      const settled = await w.settle(SETTLE_QUIET_MS, 15_000);
+      const settled = await w.settle(SETTLE_QUIET_MS, SETTLE_TIMEOUT_MS);
       await sleep(o.idle * 1000);
       const state = w.parkedState();
       if (state.youngestMs < o.idle * 1000) say(`warning: a poll was answered during the memory reading (youngest ${round(state.youngestMs, 0)} ms)`);
