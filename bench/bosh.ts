@@ -292,8 +292,8 @@ async function main(): Promise<number> {
       const s = new Session(u, agents, ports, bench);
       await s.open(password);
       sessions[u.i] = s;
+      s.poll(); // at once: a session with nothing held for `inactivity` (60 s) is gone, as XEP-0124 says
     });
-    for (const s of sessions) s.poll();
     say(`${sessions.length} BOSH sessions open, each holding one request`);
     // Let presence and conversation events settle, then read memory with every session idle.
     await sleep(2000 + o.idle * 1000);

@@ -1,7 +1,7 @@
 /**
  * Parley's media benchmark (issue 4): how fast thumbnails are made and what they cost the server.
  *
- *   npx tsx bench/media.ts [--uploads 24] [--parallel 4]
+ *   npx tsx bench/media.ts [--uploads 24] [--parallel 4] [--arenas 2] [--nice=-10] [--only jpeg|png] [--profile]
  *
  * 1. Direct: sharp thumbnails of one 12 MP JPEG and one 4000×3000 PNG, one at a time in this
  *    process: wall and CPU milliseconds per image (sharp.concurrency(1), so CPU ms = ms of one core).
@@ -13,14 +13,14 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import http from 'node:http';
 import net from 'node:net';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -36,7 +36,23 @@ const RSS_SAMPLE_MS = 10;
 const say = (msg: string) => process.stderr.write(`[media ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
-type Stats = { peakRssMb: number; startRssMb: number; maxStallMs: number; p99StallMs: number };
+type Stats = { peakRssMb: number; startRssMb: number; maxStallMs: number; p99StallMs: number; maxBusyMs: number | null; maxWaitMs: number | null; maxGcMs: number; heapMb: number };
+
+/**
+ * The main thread's own scheduler counters (Linux): nanoseconds on a CPU and waiting for one. A
+ * late timer with little CPU in between was starved by other work on the machine; one with the CPU
+ * busy throughout was blocked by this process's own code: that is the figure the target is about.
+ */
+function schedOf(): { run: number; wait: number } | null {
+  try {
+    const [run, wait] = readFileSync(`/proc/${process.pid}/task/${process.pid}/schedstat`, 'utf8').split(' ').map(Number);
+    return { run: run!, wait: wait! };
+  } catch {
+    return null;
+  }
+}
+/** How often the node samples its main thread: 5 ms, a tenth of the 50 ms target. */
+const TICK_MS = 5;
 
 // ---------------------------------------------------------------------------------------------
 // The node (child process): a real Parley app, plus RSS and event-loop watching on request.
@@ -59,10 +75,29 @@ async function serve(): Promise<void> {
   let peak = 0;
   let start = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), RSS_SAMPLE_MS);
+  // The longest garbage-collection pause: allocation churn of the upload path shows up here.
+  let maxGc = 0;
+  const gcWatch = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) maxGc = Math.max(maxGc, e.duration);
+  });
+  gcWatch.observe({ entryTypes: ['gc'] });
+  let last = schedOf();
+  let maxBusy = 0;
+  let maxWait = 0;
+  const ticker = setInterval(() => {
+    const now = schedOf();
+    if (now && last) {
+      maxBusy = Math.max(maxBusy, (now.run - last.run) / 1e6);
+      maxWait = Math.max(maxWait, (now.wait - last.wait) / 1e6);
+    }
+    last = now;
+  }, TICK_MS);
   process.on('message', async (msg: { cmd: string }) => {
     if (msg.cmd === 'reset') {
       loop.reset();
       start = peak = process.memoryUsage.rss();
+      maxBusy = maxWait = maxGc = 0;
+      last = schedOf();
       process.send!({ ok: true });
     } else if (msg.cmd === 'report') {
       const stats: Stats = {
@@ -70,10 +105,16 @@ async function serve(): Promise<void> {
         startRssMb: round(start / 2 ** 20),
         maxStallMs: round(loop.max / 1e6),
         p99StallMs: round(loop.percentile(99) / 1e6),
+        maxBusyMs: last ? round(maxBusy) : null,
+        maxWaitMs: last ? round(maxWait) : null,
+        maxGcMs: round(maxGc),
+        heapMb: round(process.memoryUsage().heapUsed / 2 ** 20),
       };
       process.send!(stats);
     } else if (msg.cmd === 'stop') {
       clearInterval(sampler);
+      clearInterval(ticker);
+      gcWatch.disconnect();
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
       await disassemble(deps);
@@ -165,7 +206,8 @@ async function uploads(child: ChildProcess, url: string, token: string, conv: st
     const t0 = performance.now();
     const res = await fetch(`${url}/api/conversations/${conv}/files`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: form });
     const body = (await res.json()) as Record<string, any>;
-    if (res.status !== 201 || !body['message']?.attachment?.thumbnail_url) throw new Error(`${name} upload ${i}: ${res.status} ${JSON.stringify(body)}`);
+    const image = !name.startsWith('bin');
+    if (res.status !== 201 || (image && !body['message']?.attachment?.thumbnail_url)) throw new Error(`${name} upload ${i}: ${res.status} ${JSON.stringify(body)}`);
     return performance.now() - t0;
   };
   for (let i = 0; i < parallel; i++) await one(-1 - i); // warm-up: JIT, pools, first sharp load
@@ -193,8 +235,10 @@ async function uploads(child: ChildProcess, url: string, token: string, conv: st
     ...stats,
   };
   say(
-    `http ${name} ×${count}, ${parallel} at once: ${out.imagesPerSecond} images/s (${out.thumbnailsPerSecond} thumbnails/s), ` +
-      `p50 ${out.p50Ms} ms, RSS ${stats.startRssMb} → peak ${stats.peakRssMb} MB, event loop max stall ${stats.maxStallMs} ms (p99 ${stats.p99StallMs})`,
+    `http ${name} ×${count}, ${parallel} at once: ${out.imagesPerSecond} uploads/s` +
+      (name.startsWith('bin') ? ' (no thumbnails: control), ' : ` (${out.thumbnailsPerSecond} thumbnails/s), `) +
+      `p50 ${out.p50Ms} ms, RSS ${stats.startRssMb} → peak ${stats.peakRssMb} MB, event loop max stall ${stats.maxStallMs} ms (p99 ${stats.p99StallMs}; ` +
+      `main thread at most ${stats.maxBusyMs} ms on CPU and ${stats.maxWaitMs} ms waiting for one between ${TICK_MS} ms ticks; longest GC ${stats.maxGcMs} ms, heap ${stats.heapMb} MB)`,
   );
   return out;
 }
@@ -207,6 +251,7 @@ async function main(): Promise<void> {
       arenas: { type: 'string' },
       only: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      nice: { type: 'string' },
     },
   });
   const count = Math.min(500, Math.max(1, Number(values.uploads)));
@@ -249,20 +294,33 @@ async function main(): Promise<void> {
       child.once('exit', (code) => reject(new Error(`node exited with ${code}`)));
     });
     const url = `http://127.0.0.1:${port}`;
+    // --nice=-10: raise the node's priority (root only) so other work on a shared machine does not
+    // starve its event loop; stalls then come from the node's own threads (sharp) and code.
+    if (values.nice) os.setPriority(child.pid!, Number(values.nice));
+    // Control: the same stall measure on the idle node. Stalls here are the machine's, not media work's.
     await ask(child, 'reset');
+    await new Promise((r) => setTimeout(r, 5000));
     idle = await ask<Stats>(child, 'report');
-    say(`node idle RSS ${idle.startRssMb} MB`);
+    say(`node idle: RSS ${idle.startRssMb} MB, event loop max stall ${idle.maxStallMs} ms over 5 s (the machine's own noise; waited ${idle.maxWaitMs} ms for a CPU)`);
     const password = 'benchmark password';
     const alice = await api(url, '/api/register', undefined, { name: `alice${randomBytes(3).toString('hex')}`, password });
     const bob = await api(url, '/api/register', undefined, { name: `bob${randomBytes(3).toString('hex')}`, password });
     const conv = (await api(url, '/api/conversations', alice['token'], { with: bob['user'].name }))['conversation'].id as string;
-    const httpResults = [];
-    if (values.only !== 'png') httpResults.push(await uploads(child, url, alice['token'], conv, 'jpeg-12mp', jpeg, count, parallel));
-    if (values.only !== 'jpeg') httpResults.push(await uploads(child, url, alice['token'], conv, 'png-4000x3000', png, Math.max(1, Math.ceil(count / 2)), parallel));
+    const httpResults: Awaited<ReturnType<typeof uploads>>[] = [];
+    // Control: random bytes of the JPEG's size, so no sharp work: what the upload path alone costs.
+    if (values.only === 'control' || values.only === undefined) httpResults.push(await uploads(child, url, alice['token'], conv, 'bin-control', randomBytes(jpeg.length), count, parallel));
+    if (values.only !== 'png' && values.only !== 'control') httpResults.push(await uploads(child, url, alice['token'], conv, 'jpeg-12mp', jpeg, count, parallel));
+    if (values.only !== 'jpeg' && values.only !== 'control') httpResults.push(await uploads(child, url, alice['token'], conv, 'png-4000x3000', png, Math.max(1, Math.ceil(count / 2)), parallel));
+    const media = httpResults.filter((r) => !r.image.startsWith('bin'));
+    const peakRss = Math.max(0, ...media.map((r) => r.peakRssMb));
+    const stall = Math.max(0, ...media.map((r) => r.maxStallMs));
+    const busy = Math.max(0, ...media.map((r) => r.maxBusyMs ?? r.maxStallMs));
     const verdict = {
       jpegCpuMs: { value: directResults[0]!.cpuMs, target: `< ${TARGETS.jpegCpuMs}`, ok: directResults[0]!.cpuMs < TARGETS.jpegCpuMs },
-      peakRssMb: { value: Math.max(...httpResults.map((r) => r.peakRssMb)), target: `< ${TARGETS.peakRssMb}`, ok: Math.max(...httpResults.map((r) => r.peakRssMb)) < TARGETS.peakRssMb },
-      loopStallMs: { value: Math.max(...httpResults.map((r) => r.maxStallMs)), target: `< ${TARGETS.loopStallMs}`, ok: Math.max(...httpResults.map((r) => r.maxStallMs)) < TARGETS.loopStallMs },
+      peakRssMb: { value: peakRss, target: `< ${TARGETS.peakRssMb}`, ok: peakRss < TARGETS.peakRssMb },
+      // Blocked = the main thread busy on a CPU between two ticks; a stall also counts time starved by other processes.
+      loopBlockedMs: { value: busy, target: `< ${TARGETS.loopStallMs}`, ok: busy < TARGETS.loopStallMs },
+      loopStallMs: { value: stall, target: `< ${TARGETS.loopStallMs} (includes starvation by other work on the machine)`, ok: stall < TARGETS.loopStallMs },
     };
     results = {
       at: new Date().toISOString(),
@@ -272,6 +330,8 @@ async function main(): Promise<void> {
       mallocArenaMax: values.arenas ?? null,
       database: usePg ? 'postgres' : 'embedded',
       idleRssMb: idle?.startRssMb,
+      idleMaxStallMs: idle?.maxStallMs,
+      nice: values.nice ?? null,
       direct: directResults,
       http: httpResults,
       verdict,

@@ -40,6 +40,11 @@ export type ProfileSummary = {
   categories: Array<{ category: string; us: number; share: number }>;
   /** Top functions of the server itself (server/…) by inclusive time. */
   inclusive: FunctionTime[];
+  /**
+   * Native frames (writev, writeBuffer, …) by the family of their nearest JavaScript caller:
+   * "writev ← pg" is time in socket writes to Postgres (node's own layer when no library is above it).
+   */
+  nativeByCaller: Array<{ native: string; caller: string; us: number; share: number }>;
 };
 
 type Frame = CpuProfile['nodes'][number]['callFrame'];
@@ -161,6 +166,24 @@ export function summariseProfile(
     }
   }
 
+  const nativeBy = new Map<string, number>();
+  for (const [id, us] of selfById) {
+    const frame = byId.get(id)!.callFrame;
+    if (frame.url !== '' || frame.functionName.startsWith('(')) continue;
+    let caller = '(none)';
+    for (let cur = parent.get(id); cur !== undefined; cur = parent.get(cur)) {
+      const f = byId.get(cur)!.callFrame;
+      if (f.url !== '') {
+        caller = categoryOf(f);
+        // Node's own stream and socket layers are plumbing: look past them to who wrote.
+        if (caller === 'node http/net/streams' || caller === 'node other' || caller === 'node timers/promises') continue;
+        break;
+      }
+    }
+    const k = `${frame.functionName}\u0000${caller}`;
+    nativeBy.set(k, (nativeBy.get(k) ?? 0) + us);
+  }
+
   const toRows = (m: Map<string, { frame: Frame; us: number }>, limit: number): FunctionTime[] =>
     [...m.values()]
       .sort((a, b) => b.us - a.us)
@@ -173,6 +196,13 @@ export function summariseProfile(
     top: toRows(selfByKey, topN),
     categories: [...byCategory.entries()].map(([category, us]) => ({ category, us, share: share(us) })).sort((a, b) => b.us - a.us),
     inclusive: toRows(inclusiveByKey, opts.inclusiveTop ?? 15),
+    nativeByCaller: [...nativeBy.entries()]
+      .map(([k, us]) => {
+        const [native, caller] = k.split('\u0000') as [string, string];
+        return { native, caller, us, share: share(us) };
+      })
+      .sort((a, b) => b.us - a.us)
+      .slice(0, 10),
   };
 }
 
@@ -186,6 +216,8 @@ export function formatSummary(title: string, s: ProfileSummary): string {
     ...s.categories.map((c) => `    ${pct(c.share)} ${msx(c.us)}  ${c.category}`),
     `  top ${s.top.length} functions by self time:`,
     ...s.top.map((f) => `    ${pct(f.share)} ${msx(f.us)}  ${f.name}  ${f.location}`),
+    `  native time by the family of the JavaScript that called it (node's stream/socket layers skipped):`,
+    ...s.nativeByCaller.map((f) => `    ${pct(f.share)} ${msx(f.us)}  ${f.native} ← ${f.caller}`),
     `  server functions by inclusive time:`,
     ...s.inclusive.map((f) => `    ${pct(f.share)} ${msx(f.us)}  ${f.name}  ${f.location}`),
   ];

@@ -45,6 +45,29 @@ describe('bench: CPU profile summariser', () => {
     expect(Object.fromEntries(s.categories.map((c) => [c.category, c.us]))).to.deep.equal({ pg: 2000, 'parley (server/)': 1000 });
   });
 
+  it('charges native socket writes to the library that wrote (writev under pg is Postgres time)', () => {
+    const frame = (functionName: string, url: string) => ({ functionName, url, lineNumber: 0, columnNumber: 0 });
+    const profile: CpuProfile = {
+      nodes: [
+        { id: 1, callFrame: frame('(root)', ''), children: [2, 5] },
+        { id: 2, callFrame: frame('query', 'file:///a/node_modules/pg/lib/client.js'), children: [3] },
+        { id: 3, callFrame: frame('Socket._writev', 'node:net'), children: [4] },
+        { id: 4, callFrame: frame('writev', '') },
+        { id: 5, callFrame: frame('end', 'node:_http_outgoing'), children: [6] },
+        { id: 6, callFrame: frame('writev', '') },
+      ],
+      startTime: 0,
+      endTime: 4000,
+      samples: [4, 4, 4, 6],
+      timeDeltas: [0, 1000, 1000, 1000],
+    };
+    const rows = summariseProfile(profile).nativeByCaller.map((r) => [r.native, r.caller, r.us]);
+    expect(rows).to.deep.equal([
+      ['writev', 'pg', 3000],
+      ['writev', 'node http/net/streams', 1000], // nothing above node's own layer: named after it
+    ]);
+  });
+
   it('names the families the issue asks about', () => {
     const f = (functionName: string, url: string) => categoryOf({ functionName, url, lineNumber: 0 });
     expect(f('handle', 'file:///x/node_modules/router/index.js')).to.equal('express');
