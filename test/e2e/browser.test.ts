@@ -261,7 +261,7 @@ describe('browser client in Chromium', function () {
       expect(await bob.message(text).count()).to.equal(1);
     });
 
-    it('in a group, alice sees "read by N" grow as members read, and the tick turns read when all have', async () => {
+    it('in a group, alice sees "read by N" grow as members read, the tick turns read when all have, and adds a member', async () => {
       // Carol uses the API directly (a script, say): the page is only needed for alice and bob.
       const carolName = unique('carol');
       const carol = await api(server.url, 'POST', '/api/register', { name: carolName, password: 'correct horse' });
@@ -284,6 +284,14 @@ describe('browser client in Chromium', function () {
       expect((await api(server.url, 'POST', `/api/conversations/${conv}/read`, { up_to: seq }, carolToken)).status).to.equal(204);
       await mine.getByText('read by 2').waitFor({ timeout: SOON });
       await mine.getByRole('img', { name: 'read' }).waitFor({ timeout: SOON });
+      // Adding a member from the chat header: everyone's header lists them.
+      const dan = unique('dan');
+      await api(server.url, 'POST', '/api/register', { name: dan, password: 'correct horse' });
+      await alice.page.getByRole('button', { name: 'Add member' }).click();
+      await alice.page.getByLabel('Member name').fill(dan);
+      await alice.page.getByRole('button', { name: 'Add', exact: true }).click();
+      await alice.page.locator('#chat-sub').filter({ hasText: dan }).waitFor({ timeout: SOON });
+      await bob.page.locator('#chat-sub').filter({ hasText: dan }).waitFor({ timeout: SOON });
     });
 
     it('drops a saved cursor the server rejects and keeps receiving', async () => {
