@@ -146,8 +146,11 @@ export class BoshManager {
         this.log.warn({ err }, 'session lock timeout');
         answer(recoverable());
       } else {
+        // Nothing was saved (the locked step failed as a whole): the recoverable error makes the
+        // client resend the rid, which is then processed afresh; a transient database or Redis
+        // error must not end the session.
         this.log.error({ err }, 'BOSH request failed');
-        answer(terminal('internal-server-error', false));
+        answer(recoverable());
       }
     }
   }
