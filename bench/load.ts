@@ -406,6 +406,7 @@ async function main(): Promise<number> {
     // Stop the nodes now so their profiles are written, then read them.
     say('stopping nodes');
     await Promise.all(nodes.map((n) => stopNode(n, STOP_GRACE_MS)));
+    const profileWindow = { fromUs: Math.round(hrOffsetUs + measureFrom * 1000), toUs: Math.round(hrOffsetUs + until * 1000) };
     const profiles: Array<{ node: string; file: string; summary: ProfileSummary }> = [];
     if (o.profile) {
       const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
@@ -416,7 +417,7 @@ async function main(): Promise<number> {
           continue;
         }
         const file = path.join(profileDir, f);
-        const window = { fromUs: hrOffsetUs + measureFrom * 1000, toUs: hrOffsetUs + until * 1000 };
+        const window = profileWindow;
         profiles.push({ node: n.id, file: path.relative(root, file), summary: summariseProfile(readProfile(file), { window }) });
       }
     }
@@ -460,7 +461,7 @@ async function main(): Promise<number> {
       sendPhaseMs: round(sendEnd - start, 0),
       targets: TARGETS,
       verdict,
-      profiles: profiles.map((p) => ({ node: p.node, file: p.file, ...p.summary })),
+      profiles: profiles.map((p) => ({ node: p.node, file: p.file, windowUs: profileWindow, ...p.summary })),
     };
     const outFile = path.join(outDir, `load-${report.date.replace(/[:.]/g, '-')}.json`);
     writeFileSync(outFile, JSON.stringify(report, null, 2));
