@@ -26,7 +26,7 @@ export const NS = {
   oob: 'jabber:x:oob',
 } as const;
 
-/** A JID split into parts; local and domain lower-cased (names are case-insensitive in Parley). */
+/** A JID split into parts; the domain lower-cased, the local part as written (group ids are case-sensitive). */
 export interface Jid {
   local: string;
   domain: string;
@@ -43,7 +43,7 @@ export function parseJid(s: string | undefined): Jid | null {
   const local = at >= 0 ? bare.slice(0, at) : '';
   const domain = at >= 0 ? bare.slice(at + 1) : bare;
   if (!domain || (at >= 0 && !local) || /[\s@/]/.test(domain) || /[\s"&'/:<>@]/.test(local)) return null;
-  return { local: local.toLowerCase(), domain: domain.toLowerCase(), resource };
+  return { local, domain: domain.toLowerCase(), resource };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,7 +197,8 @@ export type Target = { kind: 'user'; name: string } | { kind: 'group'; conversat
 function targetOf(to: string | undefined, domain: string): Target | null {
   const j = parseJid(to);
   if (!j || !j.local) return null;
-  if (j.domain === domain) return { kind: 'user', name: j.local };
+  // User names are case-insensitive in Parley; conversation ids are not.
+  if (j.domain === domain) return { kind: 'user', name: j.local.toLowerCase() };
   if (j.domain === `groups.${domain}`) return { kind: 'group', conversation: j.local };
   return null;
 }

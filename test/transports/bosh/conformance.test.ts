@@ -128,6 +128,38 @@ describe('BOSH conformance (XEP-0124/0206) on two nodes', function () {
       expect(text).to.contain(`<stanza-id xmlns='urn:xmpp:sid:0' id='`);
       expect(text).to.contain('<body>hi alice</body>');
     });
+    it('groups: a groupchat to CONVERSATION@groups.DOMAIN reaches the members and is reflected to the sender', async () => {
+      const { c, user: alice } = await loggedIn('alice');
+      const bob = await register(nodes[1]!, 'bob');
+      const group = (await as(nodes[0]!, alice).post('/api/conversations').send({ title: 'team', members: [bob.name] }).expect(201)).body.conversation;
+      await pollEvents(nodes[1]!, bob);
+      await c.send(`<presence xmlns='jabber:client'/><iq xmlns='jabber:client' type='get' id='p0'><ping xmlns='urn:xmpp:ping'/></iq>`);
+      let text = (await c.send(`<message xmlns='jabber:client' to='${group.id}@groups.${DOMAIN}' type='groupchat' id='g1'><body>hello team</body></message>`)).text;
+      const got = await pollEvents(nodes[0]!, bob, 5);
+      expect(got.find((e) => e.type === 'message')?.message).to.include({ text: 'hello team', from: alice.name, conversation: group.id });
+      for (let i = 0; i < 3 && !text.includes('hello team'); i++) text += (await c.send()).text;
+      expect(text).to.contain(`type='groupchat' from='${group.id}@groups.${DOMAIN}/${alice.name}'`);
+      // A chat-type message to a group is refused.
+      const wrong = await c.send(`<message xmlns='jabber:client' to='${group.id}@groups.${DOMAIN}' type='chat' id='g2'><body>x</body></message>`);
+      expect(wrong.text).to.contain('<bad-request');
+    });
+
+    it('typing: a long-poll user typing reaches the BOSH client as an XEP-0085 chat state', async () => {
+      const { c, user: alice } = await loggedIn('alice');
+      const bob = await register(nodes[1]!, 'bob');
+      const conv = (await as(nodes[1]!, bob).post('/api/conversations').send({ with: alice.name }).expect(201)).body.conversation;
+      await sleep(1200); // bob's "online" reaches alice's stream (presence is coalesced for 1 s)
+      // Initial presence takes what is in alice's stream (the new contact, bob online); typing is
+      // not stored, so it reaches only a request that is held when it happens.
+      await c.send(`<presence xmlns='jabber:client'/><iq xmlns='jabber:client' type='get' id='p0'><ping xmlns='urn:xmpp:ping'/></iq>`);
+      const held = c.send('', {}, nodes[0]);
+      await sleep(300);
+      await as(nodes[1]!, bob).post(`/api/conversations/${conv.id}/typing`).expect(204);
+      let text = (await within(held, 3000, 'typing notification')).text;
+      for (let i = 0; i < 2 && !text.includes('composing'); i++) text += (await c.send()).text;
+      expect(text).to.contain(`from='${bob.name}@${DOMAIN}'`);
+      expect(text).to.contain("<composing xmlns='http://jabber.org/protocol/chatstates'/>");
+    });
   });
 
   describe('the rid window', function () {

@@ -11,8 +11,8 @@ const fresh = () => createSession('s', 1, negotiate({ ver: '1.6' }) as Negotiate
 const st = (xml: string) => parseXml(xml.replace('<iq ', "<iq xmlns='jabber:client' ").replace('<message ', "<message xmlns='jabber:client' ").replace('<presence', "<presence xmlns='jabber:client'"));
 
 describe('XMPP subset', function () {
-  it('parses JIDs, lower-casing local and domain', function () {
-    expect(parseJid('Alice@Chat.Example/Phone')).to.deep.equal({ local: 'alice', domain: 'chat.example', resource: 'Phone' });
+  it('parses JIDs, lower-casing the domain and keeping the local part (group ids are case-sensitive)', function () {
+    expect(parseJid('Alice@Chat.Example/Phone')).to.deep.equal({ local: 'Alice', domain: 'chat.example', resource: 'Phone' });
     expect(parseJid('chat.example')).to.deep.equal({ local: '', domain: 'chat.example', resource: '' });
     expect(parseJid('@x')).to.equal(null);
     expect(parseJid('a b@x')).to.equal(null);
@@ -32,6 +32,10 @@ describe('XMPP subset', function () {
     it('a chat message to bob@DOMAIN is a send in the direct conversation, with its id, receipt and marker requests', function () {
       const c = parseStanza(st(`<message to='bob@${D}' type='chat' id='m1'><body>hi</body><request xmlns='urn:xmpp:receipts'/><markable xmlns='urn:xmpp:chat-markers:0'/></message>`), D);
       expect(c).to.deep.equal({ kind: 'send', to: { kind: 'user', name: 'bob' }, text: 'hi', id: 'm1', receipt: true, markable: true });
+    });
+    it('a user JID is case-insensitive, a group JID keeps the case of the conversation id', function () {
+      expect(parseStanza(st(`<message to='Bob@${D.toUpperCase()}' type='chat'><body>x</body></message>`), D)).to.deep.include({ to: { kind: 'user', name: 'bob' } });
+      expect(parseStanza(st(`<message to='gAbC@groups.${D}' type='groupchat'><body>x</body></message>`), D)).to.deep.include({ to: { kind: 'group', conversation: 'gAbC' } });
     });
     it('a groupchat message goes to CONVERSATION@groups.DOMAIN; a chat to a group is a bad request', function () {
       expect(parseStanza(st(`<message to='c42@groups.${D}' type='groupchat'><body>yo</body></message>`), D)).to.include({ kind: 'send' });
