@@ -25,7 +25,7 @@ import type { ParkingLot } from '../parking.js';
 import { creationBody, payloadBody, recoverable, terminal, terminateAck, type BoshResponse, type TerminalCondition } from './body.js';
 import {
   applyAck, BOSH_NS, classifyRid, createSession, isInactive, MAX_OUTQ, MAX_PAUSE_S, negotiate, newSid, overactivity,
-  parseRid, pruneHeld, recordResponse, reportFor, responseAck, track, XBOSH_NS, type SessionState,
+  parseRid, pruneHeld, recordResponse, reportFor, responseAck, track, type SessionState,
 } from './session.js';
 import { LockTimeout, SessionStore, type Outcome } from './store.js';
 import {
@@ -195,7 +195,7 @@ export class BoshManager {
     try {
       const deadline = this.now() + 30_000;
       for (;;) {
-        const step = await this.sessions.update(sid, (s) => this.step(s, body, rid, hold));
+        const step = await this.sessions.update(sid, (s) => this.step(s, body, rid));
         if (step.kind === 'early') {
           // 30 s at most for the gap to fill; then the recoverable error makes the client resend.
           if (this.now() > deadline || hold.done) return this.finish(hold, recoverable());
@@ -254,7 +254,7 @@ export class BoshManager {
   }
 
   /** The locked step for one request. */
-  private async step(s: SessionState | null, body: XmlElement, rid: number, hold: LocalHold): Promise<Outcome<Step>> {
+  private async step(s: SessionState | null, body: XmlElement, rid: number): Promise<Outcome<Step>> {
     const now = this.now();
     const end = (condition: TerminalCondition, legacy: boolean, extra: Delivery[] = []): Outcome<Step> => ({
       result: { kind: 'reply', response: terminal(condition, legacy), deliveries: extra },
@@ -334,7 +334,6 @@ export class BoshManager {
 
     s.held.push({ rid, node: this.d.nodeId, at: now });
     const deliveries = await this.drain(s, [], now, report);
-    void hold;
     return { result: { kind: 'held', deliveries, wait: s.wait, userId: s.userId, after: s.sentCursor }, save: s };
   }
 
@@ -667,4 +666,3 @@ function appErrorCondition(err: AppError): string {
   }
 }
 
-void XBOSH_NS;
