@@ -27,11 +27,6 @@ export class Keyring {
     return key;
   }
 
-  /** The data key of a conversation if this node has it unwrapped already. */
-  cached(conversationId: string): Buffer | undefined {
-    return this.cache.get(conversationId);
-  }
-
   /** Seal a message text; the aad binds it to its conversation and message id. */
   sealText(key: Buffer, conversationId: string, messageId: string, text: string): Buffer {
     return seal(key, Buffer.from(text, 'utf8'), `msg:${conversationId}:${messageId}`);

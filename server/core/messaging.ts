@@ -15,6 +15,8 @@ export const MAX_TEXT = 16_000;
 export const MAX_MEMBERS = 500;
 /** Longest client_id. */
 const MAX_CLIENT_ID = 128;
+/** Conversations whose kind and wrapped key a node keeps in memory (a few hundred bytes each). */
+const META_LIMIT = 50_000;
 /** History pages: default and largest size. */
 export const HISTORY_DEFAULT = 50;
 export const HISTORY_MAX = 200;
@@ -61,6 +63,8 @@ export function newId(prefix: string): string {
 export class Messaging {
   private readonly sends: GroupCommit<NewMessage, SendOutcome>;
   private readonly log: Logger;
+  /** Conversation id → what never changes about it (kind, wrapped key); bounded. */
+  private readonly meta = new Map<string, Pick<ConversationRow, 'id' | 'kind' | 'wrapped_key'>>();
 
   constructor(
     private readonly store: Store,
@@ -83,7 +87,22 @@ export class Messaging {
     const found = await this.store.conversationFor(conversationId, user.id);
     if (!found) throw errors.notFound('conversation');
     if (!found.member) throw errors.forbidden('you are not a member of this conversation');
+    this.remember(found.conversation);
     return found.conversation;
+  }
+
+  private remember(conv: Pick<ConversationRow, 'id' | 'kind' | 'wrapped_key'>): void {
+    if (this.meta.size >= META_LIMIT) this.meta.delete(this.meta.keys().next().value as string);
+    this.meta.set(conv.id, { id: conv.id, kind: conv.kind, wrapped_key: conv.wrapped_key });
+  }
+
+  /** The unchanging part of a conversation, from this node's cache or the database. */
+  private async metaOf(id: string): Promise<Pick<ConversationRow, 'id' | 'kind' | 'wrapped_key'> | null> {
+    const hit = this.meta.get(id);
+    if (hit) return hit;
+    const conv = await this.store.conversation(id);
+    if (conv) this.remember(conv);
+    return conv;
   }
 
   /** The data key of a conversation. */
@@ -175,7 +194,11 @@ export class Messaging {
 
   /** Send a text (and maybe an attachment). A client_id already used by me here returns the first message. */
   async send(me: Principal, conversationId: unknown, input: SendInput): Promise<{ message: MessageView; created: boolean }> {
-    const conv = await this.requireMember(conversationId, me);
+    // A known conversation skips the membership query: the send transaction checks membership
+    // itself, under the conversation's lock, and refuses a non-member there.
+    const conv =
+      (typeof conversationId === 'string' ? this.meta.get(conversationId) : undefined) ??
+      (await this.requireMember(conversationId, me));
     const text = input.text === undefined || input.text === null ? '' : input.text;
     if (typeof text !== 'string') throw errors.badRequest('text must be a string', 'bad_text');
     if (text.length > MAX_TEXT) throw errors.tooLarge(`text is longer than ${MAX_TEXT} characters`);
@@ -201,7 +224,8 @@ export class Messaging {
       throw outcome.reason === 'not_member' ? errors.forbidden('you are not a member of this conversation') : errors.notFound('conversation');
     }
     if (outcome.created) this.onSent(1);
-    const [view] = await this.renderMessages(me, [outcome.message]);
+    // Just committed: nobody has it yet, so its status is "sent" without asking the database.
+    const [view] = await this.renderMessages(me, [outcome.message], outcome.created);
     return { message: view!, created: outcome.created };
   }
 
@@ -267,9 +291,9 @@ export class Messaging {
    * Render stored messages for a viewer: open the text and, for the viewer's own messages, work
    * out the status from the other members' positions (in groups the least advanced member).
    */
-  async renderMessages(me: Principal, messages: readonly StoredMessage[]): Promise<MessageView[]> {
+  async renderMessages(me: Principal, messages: readonly StoredMessage[], fresh = false): Promise<MessageView[]> {
     if (messages.length === 0) return [];
-    const mine = [...new Set(messages.filter((m) => m.senderId === me.id).map((m) => m.conversationId))];
+    const mine = fresh ? [] : [...new Set(messages.filter((m) => m.senderId === me.id).map((m) => m.conversationId))];
     const positions = await this.store.members(mine);
     const byConv = new Map<string, MemberPosition[]>();
     for (const p of positions) {
@@ -278,16 +302,11 @@ export class Messaging {
       list.push(p);
       byConv.set(p.conversationId, list);
     }
-    const wrapped = new Map<string, Buffer>();
     const out: MessageView[] = [];
     for (const m of messages) {
-      let key = wrapped.get(m.conversationId) ?? this.keys.cached(m.conversationId);
-      if (!key) {
-        const conv = await this.store.conversation(m.conversationId);
-        if (!conv) continue;
-        key = this.keyOf(conv);
-        wrapped.set(m.conversationId, key);
-      }
+      const conv = await this.metaOf(m.conversationId);
+      if (!conv) continue;
+      const key = this.keyOf(conv);
       let text: string;
       try {
         text = this.keys.openText(key, m.conversationId, m.id, m.body);
@@ -305,7 +324,7 @@ export class Messaging {
       };
       if (m.attachment) view.attachment = m.attachment;
       if (m.clientId !== null && m.senderId === me.id) view.client_id = m.clientId;
-      if (m.senderId === me.id) Object.assign(view, statusOf(m.seq, byConv.get(m.conversationId) ?? []));
+      if (m.senderId === me.id) Object.assign(view, statusOf(m.seq, byConv.get(m.conversationId) ?? [], conv.kind));
       out.push(view);
     }
     return out;
@@ -316,6 +335,7 @@ export class Messaging {
 export function statusOf(
   seq: number,
   others: readonly MemberPosition[],
+  kind: 'direct' | 'group',
 ): Pick<MessageView, 'status' | 'delivered_to' | 'read_by'> {
   const deliveredTo = others.filter((o) => o.deliveredSeq >= seq).map((o) => o.name);
   const readBy = others.filter((o) => o.readSeq >= seq).map((o) => o.name);
@@ -325,5 +345,5 @@ export function statusOf(
       : others.length > 0 && deliveredTo.length === others.length
         ? 'delivered'
         : 'sent';
-  return others.length > 1 ? { status, delivered_to: deliveredTo, read_by: readBy } : { status };
+  return kind === 'group' ? { status, delivered_to: deliveredTo, read_by: readBy } : { status };
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Store, StreamEntry } from '../store/store.js';
 import type { Principal } from './accounts.js';
 import { errors } from './errors.js';
+import { GroupCommit } from './group-commit.js';
 import type { Messaging } from './messaging.js';
 import type { Notifier } from './notifier.js';
 
@@ -30,6 +31,7 @@ export function decodeCursor(text: unknown): number | null {
 /** Per-user event streams: reading from a cursor, acknowledging, rendering entries as events. */
 export class Streams {
   private readonly log: Logger;
+  private readonly acks: GroupCommit<{ userId: number; userName: string; upTo: number }, undefined>;
   constructor(
     private readonly store: Store,
     private readonly messaging: Messaging,
@@ -37,25 +39,40 @@ export class Streams {
     log: Logger,
   ) {
     this.log = log.child({ module: 'streams' });
+    this.acks = new GroupCommit(async (items) => {
+      this.notifier.wake(await this.store.acknowledge(items));
+      return items.map(() => undefined);
+    });
   }
 
   /**
    * Resolve where a poll starts: `since` checked against the stream (400 bad_cursor when
    * malformed or beyond its end) and acknowledged; without it, the oldest unacknowledged event.
+   * Also says where the stream ends, so a poll that is up to date parks without reading.
    */
-  async start(user: Principal, since: unknown): Promise<number> {
-    const pos = await this.store.streamPosition(user.id);
-    if (since === undefined || since === null || since === '') return pos.acked;
-    const seq = decodeCursor(since);
-    if (seq === null || seq > pos.head) throw errors.badCursor();
-    if (seq > pos.acked) await this.acknowledge(user, seq);
-    return seq;
+  async begin(user: Principal, since: unknown): Promise<{ after: number; head: number }> {
+    const given = since !== undefined && since !== null && since !== '';
+    const seq = given ? decodeCursor(since) : null;
+    if (given && seq === null) throw errors.badCursor();
+    const pos = await this.store.pollStart(user.id, seq);
+    if (seq === null) return { after: pos.acked, head: pos.head };
+    if (seq > pos.head) throw errors.badCursor();
+    if (pos.needsDelivery) await this.acknowledge(user, seq);
+    return { after: seq, head: pos.head };
   }
 
-  /** A device acknowledged the stream up to seq: messages become delivered, senders get receipts. */
+  /** Where a poll starts (see begin). */
+  async start(user: Principal, since: unknown): Promise<number> {
+    return (await this.begin(user, since)).after;
+  }
+
+  /**
+   * A device acknowledged the stream up to seq: messages become delivered, senders get receipts.
+   * Concurrent acknowledgements of many users share one transaction (group commit).
+   */
   async acknowledge(user: Principal, seq: number): Promise<void> {
     try {
-      this.notifier.wake(await this.store.acknowledge(user.id, user.name, seq));
+      await this.acks.submit({ userId: user.id, userName: user.name, upTo: seq });
     } catch (err) {
       // The poll still answers; the next acknowledgement covers this one.
       this.log.warn({ err, user: user.id }, 'acknowledge failed');

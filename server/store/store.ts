@@ -634,6 +634,26 @@ export class Store {
     return r ? { head: Number(r.head), acked: Number(r.acked) } : { head: 0, acked: 0 };
   }
 
+  /**
+   * The start of a poll, in one round trip: where the user's stream ends and how far it was
+   * acknowledged; and, when `since` acknowledges only entries that make nothing delivered (my own
+   * messages, receipts, presence), that acknowledgement done on the spot. `needsDelivery` says the
+   * range holds messages from others: then `acknowledge` must run (receipts to their senders).
+   */
+  async pollStart(userId: number, since: number | null): Promise<{ head: number; acked: number; needsDelivery: boolean }> {
+    const rows = await this.db.query<{ head: number; acked: number; needed: boolean }>(
+      `WITH pos AS (SELECT u.stream_seq AS head, a.acked_seq AS acked FROM users u JOIN acks a ON a.user_id = u.id WHERE u.id = $1),
+       need AS (SELECT EXISTS (SELECT 1 FROM events e, pos WHERE e.user_id = $1 AND e.seq > pos.acked AND e.seq <= $2::bigint
+                AND e.type = 'message' AND e.sender_id <> $1) AS needed),
+       upd AS (UPDATE acks SET acked_seq = $2::bigint FROM pos, need
+               WHERE acks.user_id = $1 AND acks.acked_seq < $2::bigint AND $2::bigint <= pos.head AND NOT need.needed RETURNING 1)
+       SELECT pos.head, pos.acked, need.needed, (SELECT count(*) FROM upd) AS cheap FROM pos, need`,
+      [userId, since],
+    );
+    const r = rows[0];
+    return r ? { head: Number(r.head), acked: Number(r.acked), needsDelivery: Boolean(r.needed) } : { head: 0, acked: 0, needsDelivery: false };
+  }
+
   /** Entries of a user's stream after a position, in order, at most limit. */
   async readStream(userId: number, after: number, limit: number): Promise<StreamEntry[]> {
     const rows = await this.db.query<{
@@ -683,83 +703,111 @@ export class Store {
   }
 
   /**
-   * A device of the user acknowledged its stream up to `upTo`: advance the user's acknowledged
-   * position and, per conversation, the delivered position; append one coalesced "delivered up
-   * to N" receipt to each sender whose messages just became delivered.
+   * Devices acknowledged their users' streams (one transaction for many users: group commit).
+   * Advances each user's acknowledged position and, per conversation, the delivered position;
+   * appends one coalesced "delivered up to N" receipt to each sender whose messages just became
+   * delivered.
    */
-  async acknowledge(userId: number, userName: string, upTo: number): Promise<Heads> {
+  async acknowledge(items: ReadonlyArray<{ userId: number; userName: string; upTo: number }>): Promise<Heads> {
+    const best = new Map<number, { userId: number; userName: string; upTo: number }>();
+    for (const i of items) if ((best.get(i.userId)?.upTo ?? -1) < i.upTo) best.set(i.userId, i);
+    const wanted = [...best.values()].sort((a, b) => a.userId - b.userId);
+    if (wanted.length === 0) return new Map();
     return this.db.transaction(async (tx) => {
-      const [ack] = await tx.query<{ acked_seq: number }>('SELECT acked_seq FROM acks WHERE user_id = $1 FOR UPDATE', [
-        userId,
-      ]);
-      const from = Number(ack?.acked_seq ?? 0);
-      if (!ack || upTo <= from) return new Map();
-      await tx.query('UPDATE acks SET acked_seq = $2 WHERE user_id = $1', [userId, upTo]);
-      const tops = await tx.query<{ conversation_id: string; top: number }>(
-        `SELECT conversation_id, max(msg_seq) AS top FROM events
-         WHERE user_id = $1 AND seq > $2 AND seq <= $3 AND type = 'message' AND sender_id <> $1
-         GROUP BY conversation_id ORDER BY conversation_id`,
-        [userId, from, upTo],
+      const rows = await tx.query<{ user_id: number; acked_seq: number }>(
+        'SELECT user_id, acked_seq FROM acks WHERE user_id = ANY($1::bigint[]) ORDER BY user_id FOR UPDATE',
+        [wanted.map((w) => w.userId)],
+      );
+      const from = new Map(rows.map((r) => [Number(r.user_id), Number(r.acked_seq)]));
+      const moved = wanted.filter((w) => from.has(w.userId) && w.upTo > from.get(w.userId)!);
+      if (moved.length === 0) return new Map();
+      const users = moved.map((m) => m.userId);
+      const los = moved.map((m) => from.get(m.userId));
+      const his = moved.map((m) => m.upTo);
+      await tx.query(
+        `UPDATE acks SET acked_seq = v.hi FROM unnest($1::bigint[], $2::bigint[]) AS v(u, hi)
+         WHERE acks.user_id = v.u AND acks.acked_seq < v.hi`,
+        [users, his],
+      );
+      const tops = await tx.query<{ user_id: number; conversation_id: string; top: number }>(
+        `SELECT e.user_id, e.conversation_id, max(e.msg_seq) AS top FROM events e
+         JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(u, lo, hi) ON e.user_id = v.u AND e.seq > v.lo AND e.seq <= v.hi
+         WHERE e.type = 'message' AND e.sender_id <> e.user_id
+         GROUP BY e.user_id, e.conversation_id`,
+        [users, los, his],
       );
       if (tops.length === 0) return new Map();
-      return this.advance(tx, userId, userName, 'delivered', tops.map((t) => ({ conversationId: t.conversation_id, upTo: Number(t.top) })));
+      const nameOf = new Map(moved.map((m) => [m.userId, m.userName]));
+      return this.advance(
+        tx,
+        'delivered',
+        tops.map((t) => ({ userId: Number(t.user_id), userName: nameOf.get(Number(t.user_id))!, conversationId: t.conversation_id, upTo: Number(t.top) })),
+      );
     });
   }
 
   /** The user has read a conversation up to `upTo`: advance read (and delivered), receipts to senders and to the user's own devices. */
   async markRead(userId: number, userName: string, conversationId: string, upTo: number): Promise<Heads> {
-    return this.db.transaction((tx) => this.advance(tx, userId, userName, 'read', [{ conversationId, upTo }]));
+    return this.db.transaction((tx) => this.advance(tx, 'read', [{ userId, userName, conversationId, upTo }]));
   }
 
+  /** Move members' delivered or read positions forward and append the receipts that follow. */
   private async advance(
     tx: Queryable,
-    userId: number,
-    userName: string,
     status: 'delivered' | 'read',
-    targets: ReadonlyArray<{ conversationId: string; upTo: number }>,
+    targets: ReadonlyArray<{ userId: number; userName: string; conversationId: string; upTo: number }>,
   ): Promise<Heads> {
     const column = status === 'delivered' ? 'delivered_seq' : 'read_seq';
-    const sorted = [...targets].sort((a, b) => (a.conversationId < b.conversationId ? -1 : 1));
-    const before = await tx.query<{ conversation_id: string; pos: number }>(
-      `SELECT conversation_id, ${column} AS pos FROM members WHERE user_id = $1 AND conversation_id = ANY($2::text[])
-       ORDER BY conversation_id FOR UPDATE`,
-      [userId, sorted.map((t) => t.conversationId)],
+    // Lock in one global order, (conversation, user), so batches never wait on each other in a cycle.
+    const sorted = [...targets].sort((a, b) =>
+      a.conversationId < b.conversationId ? -1 : a.conversationId > b.conversationId ? 1 : a.userId - b.userId,
     );
-    const old = new Map(before.map((b) => [b.conversation_id, Number(b.pos)]));
-    const moved = sorted.filter((t) => old.has(t.conversationId) && t.upTo > old.get(t.conversationId)!);
+    const before = await tx.query<{ conversation_id: string; user_id: number; pos: number }>(
+      `SELECT m.conversation_id, m.user_id, m.${column} AS pos FROM members m
+       JOIN unnest($1::text[], $2::bigint[]) AS v(c, u) ON m.conversation_id = v.c AND m.user_id = v.u
+       ORDER BY m.conversation_id, m.user_id FOR UPDATE OF m`,
+      [sorted.map((t) => t.conversationId), sorted.map((t) => t.userId)],
+    );
+    const key = (c: string, u: number) => `${c}\u0000${u}`;
+    const old = new Map(before.map((b) => [key(b.conversation_id, Number(b.user_id)), Number(b.pos)]));
+    const moved = sorted.filter((t) => old.has(key(t.conversationId, t.userId)) && t.upTo > old.get(key(t.conversationId, t.userId))!);
     if (moved.length === 0) return new Map();
     const at = new Date();
+    const args = [moved.map((m) => m.conversationId), moved.map((m) => m.userId), moved.map((m) => m.upTo), at.toISOString()];
     await tx.query(
       status === 'delivered'
-        ? `UPDATE members SET delivered_seq = v.top, delivered_at = $4 FROM unnest($2::text[], $3::bigint[]) AS v(c, top)
-           WHERE user_id = $1 AND conversation_id = v.c AND delivered_seq < v.top`
-        : `UPDATE members SET read_seq = v.top, read_at = $4, delivered_seq = greatest(delivered_seq, v.top),
-             delivered_at = CASE WHEN delivered_seq < v.top THEN $4 ELSE delivered_at END
-           FROM unnest($2::text[], $3::bigint[]) AS v(c, top)
-           WHERE user_id = $1 AND conversation_id = v.c AND read_seq < v.top`,
-      [userId, moved.map((m) => m.conversationId), moved.map((m) => m.upTo), at.toISOString()],
+        ? `UPDATE members SET delivered_seq = v.top, delivered_at = $4 FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(c, u, top)
+           WHERE members.conversation_id = v.c AND members.user_id = v.u AND members.delivered_seq < v.top`
+        : `UPDATE members SET read_seq = v.top, read_at = $4, delivered_seq = greatest(members.delivered_seq, v.top),
+             delivered_at = CASE WHEN members.delivered_seq < v.top THEN $4 ELSE members.delivered_at END
+           FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(c, u, top)
+           WHERE members.conversation_id = v.c AND members.user_id = v.u AND members.read_seq < v.top`,
+      args,
     );
-    const senders = await tx.query<{ conversation_id: string; sender_id: number }>(
-      `SELECT DISTINCT m.conversation_id, m.sender_id FROM messages m
-       JOIN unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(c, lo, hi) ON m.conversation_id = v.c AND m.seq > v.lo AND m.seq <= v.hi
-       WHERE m.sender_id <> $4`,
-      [moved.map((m) => m.conversationId), moved.map((m) => old.get(m.conversationId)), moved.map((m) => m.upTo), userId],
+    const senders = await tx.query<{ conversation_id: string; sender_id: number; reader: number }>(
+      `SELECT DISTINCT m.conversation_id, m.sender_id, v.u AS reader FROM messages m
+       JOIN unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS v(c, lo, hi, u)
+         ON m.conversation_id = v.c AND m.seq > v.lo AND m.seq <= v.hi AND m.sender_id <> v.u`,
+      [moved.map((m) => m.conversationId), moved.map((m) => old.get(key(m.conversationId, m.userId))), moved.map((m) => m.upTo), moved.map((m) => m.userId)],
     );
-    const upToOf = new Map(moved.map((m) => [m.conversationId, m.upTo]));
-    const entries: NewEntry[] = senders.map((s) => ({
-      userId: Number(s.sender_id),
-      type: 'receipt',
-      conversationId: s.conversation_id,
-      payload: { user: userName, status, up_to: upToOf.get(s.conversation_id), at: at.toISOString() },
-    }));
+    const target = new Map(moved.map((m) => [key(m.conversationId, m.userId), m]));
+    const entries: NewEntry[] = senders.map((s) => {
+      const t = target.get(key(s.conversation_id, Number(s.reader)))!;
+      return {
+        userId: Number(s.sender_id),
+        type: 'receipt',
+        conversationId: s.conversation_id,
+        payload: { user: t.userName, status, up_to: t.upTo, at: at.toISOString() },
+      };
+    });
     if (status === 'read') {
       // The reader's other devices learn it too, so their unread counts clear.
       for (const m of moved) {
         entries.push({
-          userId,
+          userId: m.userId,
           type: 'receipt',
           conversationId: m.conversationId,
-          payload: { user: userName, status, up_to: m.upTo, at: at.toISOString() },
+          payload: { user: m.userName, status, up_to: m.upTo, at: at.toISOString() },
         });
       }
     }

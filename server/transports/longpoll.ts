@@ -29,18 +29,23 @@ export async function poll(
   waitSeconds: number,
   signal?: AbortSignal,
 ): Promise<Batch> {
-  const after = await streams.start(user, since);
   const waitMs = lot.isClosing ? 0 : waitSeconds * 1000;
-  if (waitMs <= 0) return streams.read(user, after);
+  if (waitMs <= 0) return streams.read(user, await streams.start(user, since));
   const deadline = Date.now() + waitMs;
+  // Enter before looking at the stream: a wake-up for anything committed after the look arrives.
   await lot.enter(user.id);
   try {
+    const { after, head } = await streams.begin(user, since);
+    let mustRead = head > after; // up to date: park at once, no read
     for (;;) {
-      const headBefore = lot.head(user.id);
-      const batch = await streams.read(user, after);
-      // Entries that render to nothing (a conversation since deleted) still move the cursor on.
-      if (batch.events.length > 0 || (decodeCursor(batch.cursor) ?? after) > after) return batch;
-      if (lot.head(user.id) > headBefore && lot.head(user.id) > after) continue; // a wake-up raced the read
+      if (mustRead) {
+        const headBefore = lot.head(user.id);
+        const batch = await streams.read(user, after);
+        // Entries that render to nothing (a conversation since deleted) still move the cursor on.
+        if (batch.events.length > 0 || (decodeCursor(batch.cursor) ?? after) > after) return batch;
+        if (lot.head(user.id) > headBefore && lot.head(user.id) > after) continue; // a wake-up raced the read
+      }
+      mustRead = true;
       const outcome = await lot.wait(user.id, after, deadline - Date.now(), signal);
       if (outcome.kind === 'ephemeral') return { cursor: streams.empty(after).cursor, events: [outcome.event] };
       if (outcome.kind !== 'wake') return streams.empty(after);

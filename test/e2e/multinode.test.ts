@@ -26,6 +26,8 @@ describe('several nodes behind a load balancer that is not sticky', function () 
 
   it("bob's long-poll parked on node B wakes as soon as alice sends on node A", async () => {
     const { alice, bob, conv } = await pair();
+    await new Promise((r) => setTimeout(r, 1500)); // presence news of the pair (coalesced per second) settles
+    await pollEvents(B, bob);
     const started = Date.now();
     const parked = pollEvents(B, bob, 20);
     await new Promise((r) => setTimeout(r, 300)); // let it park

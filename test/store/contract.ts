@@ -102,11 +102,11 @@ export function storeContract(name: string, make: (ctx: Mocha.Context) => Promis
       const c = await conversation('direct', [a.id, b.id]);
       await store.sendBatch([msg(c, a.id), msg(c, a.id), msg(c, a.id)]);
       const head = (await store.streamPosition(b.id)).head;
-      const heads = await store.acknowledge(b.id, b.name, head);
+      const heads = await store.acknowledge([{ userId: b.id, userName: b.name, upTo: head }]);
       expect([...heads.keys()]).to.deep.equal([a.id]);
       const receipts = (await store.readStream(a.id, 0, 100)).filter((e) => e.type === 'receipt');
       expect(receipts.map((r) => r.payload)).to.deep.equal([{ user: b.name, status: 'delivered', up_to: 3, at: receipts[0]!.payload!['at'] }]);
-      expect((await store.acknowledge(b.id, b.name, head)).size).to.equal(0); // again: nothing new
+      expect((await store.acknowledge([{ userId: b.id, userName: b.name, upTo: head }])).size).to.equal(0); // again: nothing new
       const positions = await store.members([c]);
       expect(positions.find((p) => p.userId === b.id)).to.include({ deliveredSeq: 3, readSeq: 0 });
     });
