@@ -1,9 +1,26 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { RETRYABLE, TRANSACTION_ATTEMPTS, sqlState, type Database, type Queryable } from './db.js';
 
 // bigint (int8) as number: sequence numbers and ids stay far below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
+
+/**
+ * Statements go as named prepared statements: each connection parses and plans a statement once,
+ * not on every call (Parley's statements are few, fixed texts; planning the larger ones cost more
+ * than running them). Scripts without parameters (migrations) go as they are.
+ */
+const names = new Map<string, string>();
+function prepared(text: string, values: readonly unknown[]): pg.QueryConfig {
+  if (values.length === 0) return { text };
+  let name = names.get(text);
+  if (!name) {
+    name = 'p' + createHash('sha1').update(text).digest('hex').slice(0, 16);
+    names.set(text, name);
+  }
+  return { name, text, values: values as unknown[] };
+}
 
 /** PostgreSQL through a pg Pool, with every connection's search_path set to one schema. */
 export class PostgresDatabase implements Database {
@@ -35,7 +52,7 @@ export class PostgresDatabase implements Database {
   }
 
   async query<R>(sql: string, params: readonly unknown[] = []): Promise<R[]> {
-    const res = await this.pool.query(sql, params as unknown[]);
+    const res = await this.pool.query(prepared(sql, params));
     return res.rows as R[];
   }
 
@@ -50,7 +67,7 @@ export class PostgresDatabase implements Database {
         await client.query('BEGIN');
         const tx: Queryable = {
           query: async <R>(sql: string, params: readonly unknown[] = []) =>
-            (await client.query(sql, params as unknown[])).rows as R[],
+            (await client.query(prepared(sql, params))).rows as R[],
           exec: async (sql: string) => void (await client.query(sql)),
         };
         const result = await fn(tx);
