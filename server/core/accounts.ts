@@ -8,6 +8,8 @@ import { DUMMY_HASH, hashPassword, verifyPassword } from './passwords.js';
 export interface Principal {
   id: number;
   name: string;
+  /** The device (token) the request came from, when known: a prefix of the token's hash. */
+  device?: string;
 }
 
 /** How long a node trusts a cached token lookup; logout also clears it on every node at once via the bus. */
@@ -86,7 +88,7 @@ export class Accounts {
     if (hit && hit.until > this.now()) return hit.principal;
     const user = await this.store.userByToken(hash);
     if (!user) return null;
-    const principal = { id: Number(user.id), name: user.name };
+    const principal = { id: Number(user.id), name: user.name, device: key.slice(0, 16) };
     if (this.cache.size >= TOKEN_CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(key, { principal, until: this.now() + TOKEN_CACHE_MS });
     return principal;

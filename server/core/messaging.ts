@@ -75,8 +75,8 @@ export class Messaging {
   ) {
     this.log = log.child({ module: 'messaging' });
     this.sends = new GroupCommit(async (items) => {
-      const { outcomes, heads } = await this.store.sendBatch(items);
-      this.notifier.wake(heads);
+      const { outcomes, heads, echoes } = await this.store.sendBatch(items);
+      this.notifier.wake(heads, echoes);
       return outcomes;
     });
   }
@@ -216,6 +216,7 @@ export class Messaging {
       id,
       conversationId: conv.id,
       senderId: me.id,
+      device: me.device ?? null,
       body,
       clientId,
       attachment: input.attachment ?? null,

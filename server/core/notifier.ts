@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus.js';
-import type { Heads } from '../store/store.js';
+import type { Echoes, Heads } from '../store/store.js';
 
 /** The bus channel of a user's stream: "user U has news at N", or an ephemeral event (typing). */
 export function userChannel(userId: number): string {
@@ -8,11 +8,13 @@ export function userChannel(userId: number): string {
 }
 
 /** A wake-up as it travels: the new head and when it was published (for the latency histogram). */
-export type Wake = { kind: 'head'; head: number; sentAt: number } | { kind: 'ephemeral'; event: Record<string, unknown> };
+export type Wake =
+  | { kind: 'head'; head: number; sentAt: number; echoOf?: string }
+  | { kind: 'ephemeral'; event: Record<string, unknown> };
 
-/** Encode a head wake-up: "head publishedAtMs". */
-export function encodeHead(head: number, at: number): string {
-  return `${head} ${at}`;
+/** Encode a head wake-up: "head publishedAtMs [device]"; device: the entry is that device's own message. */
+export function encodeHead(head: number, at: number, echoOf?: string): string {
+  return echoOf ? `${head} ${at} ${echoOf}` : `${head} ${at}`;
 }
 
 /** Decode what arrives on a user channel; null for anything malformed. */
@@ -25,9 +27,10 @@ export function decodeWake(payload: string): Wake | null {
       return null;
     }
   }
-  const [h, t] = payload.split(' ');
+  const [h, t, device] = payload.split(' ');
   const head = Number(h);
-  return Number.isSafeInteger(head) ? { kind: 'head', head, sentAt: Number(t) || 0 } : null;
+  if (!Number.isSafeInteger(head)) return null;
+  return device ? { kind: 'head', head, sentAt: Number(t) || 0, echoOf: device } : { kind: 'head', head, sentAt: Number(t) || 0 };
 }
 
 /**
@@ -41,10 +44,13 @@ export class Notifier {
   }
 
   /** Tell every node with a parked request of these users where their streams now end. */
-  wake(heads: Heads): void {
+  wake(heads: Heads, echoes?: Echoes): void {
     if (heads.size === 0) return;
     const at = this.now();
-    const items = [...heads].map(([userId, head]) => [userChannel(userId), encodeHead(head, at)] as const);
+    const items = [...heads].map(([userId, head]) => {
+      const echo = echoes?.get(userId);
+      return [userChannel(userId), encodeHead(head, at, echo?.head === head ? echo.device : undefined)] as const;
+    });
     this.bus.publishMany(items).catch((err: unknown) => this.log.warn({ err }, 'wake-up publish failed'));
   }
 

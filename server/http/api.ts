@@ -148,7 +148,9 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     const wait = parseWait(field(req, 'wait'));
     const aborted = new AbortController();
     // A client that goes away frees its place at once, not when the wait runs out.
-    res.on('close', () => aborted.abort());
+    res.on('close', () => {
+      if (!res.writableFinished) aborted.abort();
+    });
     const batch = await poll(core.streams, lot, me, field(req, 'since'), wait, aborted.signal);
     if (res.writableEnded || res.destroyed) return;
     res.setHeader('Cache-Control', 'no-store');

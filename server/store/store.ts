@@ -62,6 +62,8 @@ export interface NewMessage {
   id: string;
   conversationId: string;
   senderId: number;
+  /** The sending device (not stored): its own echo need not wake it. */
+  device?: string | null;
   body: Buffer;
   clientId: string | null;
   attachment: unknown | null;
@@ -74,6 +76,9 @@ export type SendOutcome =
 
 /** Where each user's stream now ends, for the wake-ups published after commit. */
 export type Heads = Map<number, number>;
+
+/** Users whose one new entry is their own message, sent from `device`. */
+export type Echoes = Map<number, { head: number; device: string }>;
 
 /** A member's delivery and read position. */
 export interface MemberPosition {
@@ -434,7 +439,7 @@ export class Store {
    * every member of its conversation. Holding the conversation row lock makes the client_id
    * check exact: a retried send finds its first attempt and returns it.
    */
-  async sendBatch(items: readonly NewMessage[]): Promise<{ outcomes: SendOutcome[]; heads: Heads }> {
+  async sendBatch(items: readonly NewMessage[]): Promise<{ outcomes: SendOutcome[]; heads: Heads; echoes: Echoes }> {
     return this.db.transaction(async (tx) => {
       const convIds = [...new Set(items.map((i) => i.conversationId))].sort();
       const convs = await tx.query<{ id: string; last_seq: number }>(
@@ -499,6 +504,7 @@ export class Store {
       }
       const inserted = new Map<string, StoredMessage>();
       let heads: Heads = new Map();
+      const echoes: Echoes = new Map();
       if (fresh.length > 0) {
         const touched = [...new Set(fresh.map((f) => f.conversationId))];
         await tx.query(
@@ -542,13 +548,22 @@ export class Store {
           }
         }
         heads = await this.append(tx, entries);
+        // A sender whose only new entry is its own message: tell its device, so that the echo
+        // alone does not wake the very request that is waiting for news from others.
+        const count = new Map<number, number>();
+        for (const e of entries) count.set(e.userId, (count.get(e.userId) ?? 0) + 1);
+        for (const f of fresh) {
+          if (f.device && count.get(f.senderId) === 1 && heads.has(f.senderId)) {
+            echoes.set(f.senderId, { head: heads.get(f.senderId)!, device: f.device });
+          }
+        }
       }
       const final: SendOutcome[] = outcomes.map((o) => {
         if ('pending' in o) return { ok: true, message: inserted.get(o.pending.id)!, created: true };
         if ('sameAs' in o) return { ok: true, message: inserted.get(o.sameAs)!, created: false };
         return o;
       });
-      return { outcomes: final, heads };
+      return { outcomes: final, heads, echoes };
     });
   }
 

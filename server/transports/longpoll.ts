@@ -46,7 +46,7 @@ export async function poll(
         if (lot.head(user.id) > headBefore && lot.head(user.id) > after) continue; // a wake-up raced the read
       }
       mustRead = true;
-      const outcome = await lot.wait(user.id, after, deadline - Date.now(), signal);
+      const outcome = await lot.wait(user.id, after, deadline - Date.now(), signal, user.device);
       if (outcome.kind === 'ephemeral') return { cursor: streams.empty(after).cursor, events: [outcome.event] };
       if (outcome.kind !== 'wake') return streams.empty(after);
     }

@@ -9,6 +9,12 @@ const TICK_MS = 250;
  * once, and re-subscribing on every poll would cost a Redis round trip each time.
  */
 const LINGER_MS = 15_000;
+/**
+ * A device's own message does not wake its waiting poll at once: the delivered receipt for it
+ * usually follows within this time and both go in one answer (one poll instead of two). Another
+ * tab sharing the device's token still sees the message within this time.
+ */
+const ECHO_DEFER_MS = 1_000;
 
 /** Why a parked request stopped waiting. */
 export type WaitOutcome =
@@ -20,6 +26,10 @@ export type WaitOutcome =
 interface Waiter {
   after: number;
   deadline: number;
+  /** The device waiting, when known: its own echo alone does not wake it at once. */
+  device: string | undefined;
+  /** When a deferred echo wakes this waiter. */
+  echoDue?: number;
   resolve: (o: WaitOutcome) => void;
 }
 
@@ -133,7 +143,7 @@ export class ParkingLot {
    * Wait (between enter and leave) until the user's stream moves past `after`, an ephemeral
    * event arrives, waitMs passes, the signal aborts or the node shuts down.
    */
-  wait(userId: number, after: number, waitMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
+  wait(userId: number, after: number, waitMs: number, signal?: AbortSignal, device?: string): Promise<WaitOutcome> {
     const slot = this.slots.get(userId);
     if (this.closing || !slot) return Promise.resolve({ kind: 'closed' });
     if (slot.head > after) return Promise.resolve({ kind: 'wake' });
@@ -146,9 +156,11 @@ export class ParkingLot {
         userId,
         after,
         deadline,
+        device,
         resolve: (o) => {
           if (!slot.waiters.delete(waiter)) return;
           this.wheel.get(bucket)?.delete(waiter);
+          if (waiter.echoDue !== undefined) this.wheel.get(Math.ceil(waiter.echoDue / TICK_MS))?.delete(waiter);
           this.count--;
           signal?.removeEventListener('abort', onAbort);
           resolve(o);
@@ -157,9 +169,7 @@ export class ParkingLot {
       const onAbort = () => waiter.resolve({ kind: 'closed' });
       signal?.addEventListener('abort', onAbort, { once: true });
       slot.waiters.add(waiter);
-      let set = this.wheel.get(bucket);
-      if (!set) this.wheel.set(bucket, (set = new Set()));
-      set.add(waiter);
+      this.bucket(bucket).add(waiter);
       this.count++;
     });
   }
@@ -187,11 +197,29 @@ export class ParkingLot {
       if (wake.sentAt > 0) this.onWakeLatency(Math.max(0, this.now() - wake.sentAt) / 1000);
       if (wake.head <= slot.head) return;
       slot.head = wake.head;
-      for (const w of [...slot.waiters]) if (wake.head > w.after) w.resolve({ kind: 'wake' });
+      for (const w of [...slot.waiters]) {
+        if (wake.head <= w.after) continue;
+        // The device's own message, and nothing else new: it has it already (the send answered
+        // it); it comes with the next batch instead of costing a poll of its own.
+        if (wake.echoOf !== undefined && wake.echoOf === w.device && wake.head === w.after + 1) {
+          if (w.echoDue === undefined) {
+            w.echoDue = this.now() + ECHO_DEFER_MS;
+            this.bucket(Math.ceil(w.echoDue / TICK_MS)).add(w as Waiter & { userId: number });
+          }
+          continue;
+        }
+        w.resolve({ kind: 'wake' });
+      }
     } else {
       for (const w of [...slot.waiters]) w.resolve({ kind: 'ephemeral', event: wake.event });
     }
     void userId;
+  }
+
+  private bucket(n: number): Set<Waiter & { userId: number }> {
+    let set = this.wheel.get(n);
+    if (!set) this.wheel.set(n, (set = new Set()));
+    return set;
   }
 
   private tick(): void {
@@ -199,7 +227,11 @@ export class ParkingLot {
     const upTo = Math.floor(t / TICK_MS);
     for (const [bucket, set] of this.wheel) {
       if (bucket > upTo) continue;
-      for (const w of [...set]) if (w.deadline <= t + TICK_MS) w.resolve({ kind: 'timeout' });
+      for (const w of [...set]) {
+        if (w.echoDue !== undefined && w.echoDue <= t + TICK_MS) w.resolve({ kind: 'wake' });
+        else if (w.deadline <= t + TICK_MS) w.resolve({ kind: 'timeout' });
+        else set.delete(w); // its other bucket holds it
+      }
       if (set.size === 0) this.wheel.delete(bucket);
     }
     for (const [id, slot] of this.slots) {
