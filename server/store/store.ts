@@ -435,136 +435,76 @@ export class Store {
   // ---- messages -------------------------------------------------------------------------
 
   /**
-   * Insert a batch of messages in one transaction (group commit), each appended to the stream of
-   * every member of its conversation. Holding the conversation row lock makes the client_id
-   * check exact: a retried send finds its first attempt and returns it.
+   * Insert a batch of messages in one round trip (group commit: the function parley_send in
+   * sql/0002), each appended to the stream of every member of its conversation. Holding the
+   * conversation row lock makes the client_id check exact: a retried send finds its first attempt.
    */
   async sendBatch(items: readonly NewMessage[]): Promise<{ outcomes: SendOutcome[]; heads: Heads; echoes: Echoes }> {
-    return this.db.transaction(async (tx) => {
-      const convIds = [...new Set(items.map((i) => i.conversationId))].sort();
-      const convs = await tx.query<{ id: string; last_seq: number }>(
-        'SELECT id, last_seq FROM conversations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE',
-        [convIds],
-      );
-      const lastSeq = new Map(convs.map((c) => [c.id, Number(c.last_seq)]));
-      const memberRows = await tx.query<{ conversation_id: string; user_id: number }>(
-        'SELECT conversation_id, user_id FROM members WHERE conversation_id = ANY($1::text[])',
-        [convIds],
-      );
-      const members = new Map<string, number[]>();
-      for (const r of memberRows) {
-        const list = members.get(r.conversation_id) ?? [];
-        list.push(Number(r.user_id));
-        members.set(r.conversation_id, list);
+    const rows = await this.db.query<{
+      r_idx: number | null;
+      r_outcome: string;
+      r_id: string | null;
+      r_seq: number | null;
+      r_sender_name: string | null;
+      r_sent_at: Date | null;
+      r_created: boolean | null;
+      r_body: unknown;
+      r_attachment: unknown;
+      r_user: number | null;
+      r_head: number | null;
+      r_n: number | null;
+    }>(
+      `SELECT * FROM parley_send($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::jsonb[])`,
+      [
+        items.map((i) => i.conversationId),
+        items.map((i) => i.id),
+        items.map((i) => i.senderId),
+        items.map((i) => i.body),
+        items.map((i) => i.clientId),
+        items.map((i) => (i.attachment === null ? null : JSON.stringify(i.attachment))),
+      ],
+    );
+    const outcomes: SendOutcome[] = [];
+    const heads: Heads = new Map();
+    const count = new Map<number, number>();
+    for (const r of rows) {
+      if (r.r_outcome === 'head') {
+        heads.set(Number(r.r_user), Number(r.r_head));
+        count.set(Number(r.r_user), Number(r.r_n));
+        continue;
       }
-      const withClientId = items.filter((i) => i.clientId !== null);
-      const existing = new Map<string, StoredMessage>();
-      if (withClientId.length > 0) {
-        const rows = await tx.query<MessageRow>(
-          `SELECT ${MESSAGE_COLUMNS} FROM messages m
-           JOIN unnest($1::text[], $2::bigint[], $3::text[]) AS k(c, s, cid)
-             ON m.conversation_id = k.c AND m.sender_id = k.s AND m.client_id = k.cid
-           JOIN users su ON su.id = m.sender_id`,
-          [withClientId.map((i) => i.conversationId), withClientId.map((i) => i.senderId), withClientId.map((i) => i.clientId)],
-        );
-        for (const r of rows) existing.set(`${r.conversation_id}\u0000${r.sender_id}\u0000${r.client_id}`, toMessage(r));
+      const item = items[Number(r.r_idx) - 1]!;
+      if (r.r_outcome !== 'ok') {
+        outcomes.push({ ok: false, reason: r.r_outcome as 'not_member' | 'no_conversation' });
+        continue;
       }
-      const outcomes: Array<SendOutcome | { pending: NewMessage & { seq: number } } | { sameAs: string }> = [];
-      const fresh: Array<NewMessage & { seq: number }> = [];
-      const claimed = new Map<string, string>(); // dedupe key → message id, within this batch
-      for (const item of items) {
-        const seqNow = lastSeq.get(item.conversationId);
-        if (seqNow === undefined) {
-          outcomes.push({ ok: false, reason: 'no_conversation' });
-          continue;
-        }
-        if (!(members.get(item.conversationId) ?? []).includes(item.senderId)) {
-          outcomes.push({ ok: false, reason: 'not_member' });
-          continue;
-        }
-        const dedupe = item.clientId === null ? null : `${item.conversationId}\u0000${item.senderId}\u0000${item.clientId}`;
-        if (dedupe) {
-          const old = existing.get(dedupe);
-          if (old) {
-            outcomes.push({ ok: true, message: old, created: false });
-            continue;
-          }
-          const sameBatch = claimed.get(dedupe);
-          if (sameBatch) {
-            outcomes.push({ sameAs: sameBatch });
-            continue;
-          }
-          claimed.set(dedupe, item.id);
-        }
-        const seq = seqNow + 1;
-        lastSeq.set(item.conversationId, seq);
-        const pending = { ...item, seq };
-        fresh.push(pending);
-        outcomes.push({ pending });
-      }
-      const inserted = new Map<string, StoredMessage>();
-      let heads: Heads = new Map();
-      const echoes: Echoes = new Map();
-      if (fresh.length > 0) {
-        const touched = [...new Set(fresh.map((f) => f.conversationId))];
-        await tx.query(
-          `UPDATE conversations SET last_seq = v.s FROM unnest($1::text[], $2::bigint[]) AS v(id, s) WHERE conversations.id = v.id`,
-          [touched, touched.map((c) => lastSeq.get(c))],
-        );
-        const rows = await tx.query<{ id: string; sent_at: Date }>(
-          `INSERT INTO messages (conversation_id, seq, id, sender_id, body, client_id, attachment)
-           SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bytea[], $6::text[], $7::jsonb[])
-           RETURNING id, sent_at`,
-          [
-            fresh.map((f) => f.conversationId),
-            fresh.map((f) => f.seq),
-            fresh.map((f) => f.id),
-            fresh.map((f) => f.senderId),
-            fresh.map((f) => f.body),
-            fresh.map((f) => f.clientId),
-            fresh.map((f) => (f.attachment === null ? null : JSON.stringify(f.attachment))),
-          ],
-        );
-        const sentAt = new Map(rows.map((r) => [r.id, r.sent_at]));
-        const names = await tx.query<{ id: number; name: string }>('SELECT id, name FROM users WHERE id = ANY($1::bigint[])', [
-          [...new Set(fresh.map((f) => f.senderId))],
-        ]);
-        const nameOf = new Map(names.map((n) => [Number(n.id), n.name]));
-        const entries: NewEntry[] = [];
-        for (const f of fresh) {
-          inserted.set(f.id, {
-            id: f.id,
-            conversationId: f.conversationId,
-            seq: f.seq,
-            senderId: f.senderId,
-            senderName: nameOf.get(f.senderId) ?? '',
-            sentAt: sentAt.get(f.id)!,
-            body: f.body,
-            clientId: f.clientId,
-            attachment: f.attachment,
-          });
-          for (const userId of members.get(f.conversationId)!) {
-            entries.push({ userId, type: 'message', conversationId: f.conversationId, msgSeq: f.seq, senderId: f.senderId });
-          }
-        }
-        heads = await this.append(tx, entries);
-        // A sender whose only new entry is its own message: tell its device, so that the echo
-        // alone does not wake the very request that is waiting for news from others.
-        const count = new Map<number, number>();
-        for (const e of entries) count.set(e.userId, (count.get(e.userId) ?? 0) + 1);
-        for (const f of fresh) {
-          if (f.device && count.get(f.senderId) === 1 && heads.has(f.senderId)) {
-            echoes.set(f.senderId, { head: heads.get(f.senderId)!, device: f.device });
-          }
-        }
-      }
-      const final: SendOutcome[] = outcomes.map((o) => {
-        if ('pending' in o) return { ok: true, message: inserted.get(o.pending.id)!, created: true };
-        if ('sameAs' in o) return { ok: true, message: inserted.get(o.sameAs)!, created: false };
-        return o;
+      const created = Boolean(r.r_created);
+      outcomes.push({
+        ok: true,
+        created,
+        message: {
+          id: r.r_id!,
+          conversationId: item.conversationId,
+          seq: Number(r.r_seq),
+          senderId: item.senderId,
+          senderName: r.r_sender_name ?? '',
+          sentAt: r.r_sent_at!,
+          body: created ? item.body : toBuffer(r.r_body),
+          clientId: item.clientId,
+          attachment: created ? item.attachment : (r.r_attachment ?? null),
+        },
       });
-      return { outcomes: final, heads, echoes };
+    }
+    // A sender whose only new entry is its own message: tell its device, so that the echo
+    // alone does not wake the very request that is waiting for news from others.
+    const echoes: Echoes = new Map();
+    items.forEach((item, i) => {
+      const o = outcomes[i];
+      if (item.device && o?.ok && o.created && count.get(item.senderId) === 1 && heads.has(item.senderId)) {
+        echoes.set(item.senderId, { head: heads.get(item.senderId)!, device: item.device });
+      }
     });
+    return { outcomes, heads, echoes };
   }
 
   /** Messages of a conversation with seq < before, oldest first, at most limit. */
@@ -589,47 +529,24 @@ export class Store {
   // ---- streams --------------------------------------------------------------------------
 
   /**
-   * Append entries to users' streams inside a transaction: lock the users' rows in id order, bump
-   * each stream counter by its number of entries, insert the entries. Resolves each user's new head.
+   * Append entries to users' streams inside a transaction (parley_append in sql/0002: lock the
+   * users' rows in id order, bump each stream counter, insert the entries). Resolves the new heads.
    */
   async append(tx: Queryable, entries: readonly NewEntry[]): Promise<Heads> {
     const heads: Heads = new Map();
     if (entries.length === 0) return heads;
-    const counts = new Map<number, number>();
-    for (const e of entries) counts.set(e.userId, (counts.get(e.userId) ?? 0) + 1);
-    const ids = [...counts.keys()].sort((a, b) => a - b);
-    const rows = await tx.query<{ id: number; stream_seq: number }>(
-      `UPDATE users SET stream_seq = users.stream_seq + v.n
-       FROM (SELECT l.id, c.n FROM (SELECT id FROM users WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE) AS l
-             JOIN unnest($1::bigint[], $2::int[]) AS c(id, n) ON c.id = l.id) AS v
-       WHERE users.id = v.id RETURNING users.id, users.stream_seq`,
-      [ids, ids.map((id) => counts.get(id))],
-    );
-    const next = new Map<number, number>();
-    for (const r of rows) {
-      const top = Number(r.stream_seq);
-      heads.set(Number(r.id), top);
-      next.set(Number(r.id), top - counts.get(Number(r.id))! + 1);
-    }
-    const kept = entries.filter((e) => next.has(e.userId)); // users deleted meanwhile get nothing
-    const seqs = kept.map((e) => {
-      const s = next.get(e.userId)!;
-      next.set(e.userId, s + 1);
-      return s;
-    });
-    await tx.query(
-      `INSERT INTO events (user_id, seq, type, conversation_id, msg_seq, sender_id, payload)
-       SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::jsonb[])`,
+    const rows = await tx.query<{ out_user: number; out_head: number }>(
+      'SELECT out_user, out_head FROM parley_append($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::jsonb[])',
       [
-        kept.map((e) => e.userId),
-        seqs,
-        kept.map((e) => e.type),
-        kept.map((e) => e.conversationId ?? null),
-        kept.map((e) => e.msgSeq ?? null),
-        kept.map((e) => e.senderId ?? null),
-        kept.map((e) => (e.payload ? JSON.stringify(e.payload) : null)),
+        entries.map((e) => e.userId),
+        entries.map((e) => e.type),
+        entries.map((e) => e.conversationId ?? null),
+        entries.map((e) => e.msgSeq ?? null),
+        entries.map((e) => e.senderId ?? null),
+        entries.map((e) => (e.payload ? JSON.stringify(e.payload) : null)),
       ],
     );
+    for (const r of rows) heads.set(Number(r.out_user), Number(r.out_head));
     return heads;
   }
 
