@@ -533,9 +533,8 @@ export class Store {
    * users' rows in id order, bump each stream counter, insert the entries). Resolves the new heads.
    */
   async append(tx: Queryable, entries: readonly NewEntry[]): Promise<Heads> {
-    const heads: Heads = new Map();
-    if (entries.length === 0) return heads;
-    const rows = await tx.query<{ out_user: number; out_head: number }>(
+    if (entries.length === 0) return new Map();
+    const rows = await tx.query(
       'SELECT out_user, out_head FROM parley_append($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::jsonb[])',
       [
         entries.map((e) => e.userId),
@@ -546,8 +545,7 @@ export class Store {
         entries.map((e) => (e.payload ? JSON.stringify(e.payload) : null)),
       ],
     );
-    for (const r of rows) heads.set(Number(r.out_user), Number(r.out_head));
-    return heads;
+    return this.heads(rows);
   }
 
   /** Append entries in a transaction of their own (presence, typing-free notices). */
@@ -643,106 +641,28 @@ export class Store {
   async acknowledge(items: ReadonlyArray<{ userId: number; userName: string; upTo: number }>): Promise<Heads> {
     const best = new Map<number, { userId: number; userName: string; upTo: number }>();
     for (const i of items) if ((best.get(i.userId)?.upTo ?? -1) < i.upTo) best.set(i.userId, i);
-    const wanted = [...best.values()].sort((a, b) => a.userId - b.userId);
+    const wanted = [...best.values()];
     if (wanted.length === 0) return new Map();
-    return this.db.transaction(async (tx) => {
-      const rows = await tx.query<{ user_id: number; acked_seq: number }>(
-        'SELECT user_id, acked_seq FROM acks WHERE user_id = ANY($1::bigint[]) ORDER BY user_id FOR UPDATE',
-        [wanted.map((w) => w.userId)],
-      );
-      const from = new Map(rows.map((r) => [Number(r.user_id), Number(r.acked_seq)]));
-      const moved = wanted.filter((w) => from.has(w.userId) && w.upTo > from.get(w.userId)!);
-      if (moved.length === 0) return new Map();
-      const users = moved.map((m) => m.userId);
-      const los = moved.map((m) => from.get(m.userId));
-      const his = moved.map((m) => m.upTo);
-      await tx.query(
-        `UPDATE acks SET acked_seq = v.hi FROM unnest($1::bigint[], $2::bigint[]) AS v(u, hi)
-         WHERE acks.user_id = v.u AND acks.acked_seq < v.hi`,
-        [users, his],
-      );
-      const tops = await tx.query<{ user_id: number; conversation_id: string; top: number }>(
-        `SELECT e.user_id, e.conversation_id, max(e.msg_seq) AS top FROM events e
-         JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(u, lo, hi) ON e.user_id = v.u AND e.seq > v.lo AND e.seq <= v.hi
-         WHERE e.type = 'message' AND e.sender_id <> e.user_id
-         GROUP BY e.user_id, e.conversation_id`,
-        [users, los, his],
-      );
-      if (tops.length === 0) return new Map();
-      const nameOf = new Map(moved.map((m) => [m.userId, m.userName]));
-      return this.advance(
-        tx,
-        'delivered',
-        tops.map((t) => ({ userId: Number(t.user_id), userName: nameOf.get(Number(t.user_id))!, conversationId: t.conversation_id, upTo: Number(t.top) })),
-      );
-    });
+    return this.heads(
+      await this.db.query('SELECT out_user, out_head FROM parley_ack($1::bigint[], $2::text[], $3::bigint[])', [
+        wanted.map((w) => w.userId),
+        wanted.map((w) => w.userName),
+        wanted.map((w) => w.upTo),
+      ]),
+    );
   }
 
   /** The user has read a conversation up to `upTo`: advance read (and delivered), receipts to senders and to the user's own devices. */
   async markRead(userId: number, userName: string, conversationId: string, upTo: number): Promise<Heads> {
-    return this.db.transaction((tx) => this.advance(tx, 'read', [{ userId, userName, conversationId, upTo }]));
+    return this.heads(
+      await this.db.query(
+        'SELECT out_user, out_head FROM parley_advance($1, $2::bigint[], $3::text[], $4::text[], $5::bigint[])',
+        ['read', [userId], [userName], [conversationId], [upTo]],
+      ),
+    );
   }
 
-  /** Move members' delivered or read positions forward and append the receipts that follow. */
-  private async advance(
-    tx: Queryable,
-    status: 'delivered' | 'read',
-    targets: ReadonlyArray<{ userId: number; userName: string; conversationId: string; upTo: number }>,
-  ): Promise<Heads> {
-    const column = status === 'delivered' ? 'delivered_seq' : 'read_seq';
-    // Lock in one global order, (conversation, user), so batches never wait on each other in a cycle.
-    const sorted = [...targets].sort((a, b) =>
-      a.conversationId < b.conversationId ? -1 : a.conversationId > b.conversationId ? 1 : a.userId - b.userId,
-    );
-    const before = await tx.query<{ conversation_id: string; user_id: number; pos: number }>(
-      `SELECT m.conversation_id, m.user_id, m.${column} AS pos FROM members m
-       JOIN unnest($1::text[], $2::bigint[]) AS v(c, u) ON m.conversation_id = v.c AND m.user_id = v.u
-       ORDER BY m.conversation_id, m.user_id FOR UPDATE OF m`,
-      [sorted.map((t) => t.conversationId), sorted.map((t) => t.userId)],
-    );
-    const key = (c: string, u: number) => `${c}\u0000${u}`;
-    const old = new Map(before.map((b) => [key(b.conversation_id, Number(b.user_id)), Number(b.pos)]));
-    const moved = sorted.filter((t) => old.has(key(t.conversationId, t.userId)) && t.upTo > old.get(key(t.conversationId, t.userId))!);
-    if (moved.length === 0) return new Map();
-    const at = new Date();
-    const args = [moved.map((m) => m.conversationId), moved.map((m) => m.userId), moved.map((m) => m.upTo), at.toISOString()];
-    await tx.query(
-      status === 'delivered'
-        ? `UPDATE members SET delivered_seq = v.top, delivered_at = $4 FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(c, u, top)
-           WHERE members.conversation_id = v.c AND members.user_id = v.u AND members.delivered_seq < v.top`
-        : `UPDATE members SET read_seq = v.top, read_at = $4, delivered_seq = greatest(members.delivered_seq, v.top),
-             delivered_at = CASE WHEN members.delivered_seq < v.top THEN $4 ELSE members.delivered_at END
-           FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(c, u, top)
-           WHERE members.conversation_id = v.c AND members.user_id = v.u AND members.read_seq < v.top`,
-      args,
-    );
-    const senders = await tx.query<{ conversation_id: string; sender_id: number; reader: number }>(
-      `SELECT DISTINCT m.conversation_id, m.sender_id, v.u AS reader FROM messages m
-       JOIN unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS v(c, lo, hi, u)
-         ON m.conversation_id = v.c AND m.seq > v.lo AND m.seq <= v.hi AND m.sender_id <> v.u`,
-      [moved.map((m) => m.conversationId), moved.map((m) => old.get(key(m.conversationId, m.userId))), moved.map((m) => m.upTo), moved.map((m) => m.userId)],
-    );
-    const target = new Map(moved.map((m) => [key(m.conversationId, m.userId), m]));
-    const entries: NewEntry[] = senders.map((s) => {
-      const t = target.get(key(s.conversation_id, Number(s.reader)))!;
-      return {
-        userId: Number(s.sender_id),
-        type: 'receipt',
-        conversationId: s.conversation_id,
-        payload: { user: t.userName, status, up_to: t.upTo, at: at.toISOString() },
-      };
-    });
-    if (status === 'read') {
-      // The reader's other devices learn it too, so their unread counts clear.
-      for (const m of moved) {
-        entries.push({
-          userId: m.userId,
-          type: 'receipt',
-          conversationId: m.conversationId,
-          payload: { user: m.userName, status, up_to: m.upTo, at: at.toISOString() },
-        });
-      }
-    }
-    return this.append(tx, entries);
+  private heads(rows: ReadonlyArray<Record<string, unknown>>): Heads {
+    return new Map(rows.map((r) => [Number(r['out_user']), Number(r['out_head'])]));
   }
 }
