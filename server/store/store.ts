@@ -569,6 +569,8 @@ export class Store {
    * acknowledged; and, when `since` acknowledges only entries that make nothing delivered (my own
    * messages, receipts, presence), that acknowledgement done on the spot. `needsDelivery` says the
    * range holds messages from others: then `acknowledge` must run (receipts to their senders).
+   * The cursor update commits without waiting for the disk: lost in a database crash, it is only
+   * made again by the device's next poll.
    */
   async pollStart(userId: number, since: number | null): Promise<{ head: number; acked: number; needsDelivery: boolean }> {
     const rows = await this.db.query<{ head: number; acked: number; needed: boolean }>(
@@ -576,7 +578,8 @@ export class Store {
        need AS (SELECT EXISTS (SELECT 1 FROM events e, pos WHERE e.user_id = $1 AND e.seq > pos.acked AND e.seq <= $2::bigint
                 AND e.type = 'message' AND e.sender_id <> $1) AS needed),
        upd AS (UPDATE acks SET acked_seq = $2::bigint FROM pos, need
-               WHERE acks.user_id = $1 AND acks.acked_seq < $2::bigint AND $2::bigint <= pos.head AND NOT need.needed RETURNING 1)
+               WHERE acks.user_id = $1 AND acks.acked_seq < $2::bigint AND $2::bigint <= pos.head AND NOT need.needed
+               RETURNING set_config('synchronous_commit', 'off', true))
        SELECT pos.head, pos.acked, need.needed, (SELECT count(*) FROM upd) AS cheap FROM pos, need`,
       [userId, since],
     );
