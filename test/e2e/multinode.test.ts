@@ -1,19 +1,15 @@
 import { expect } from 'chai';
 import { as, pollEvents, register, waitForEvent } from '../support/client.js';
-import { requireServices } from '../support/services.js';
-import { startStack, type Stack } from '../support/stack.js';
+import { startStack, useStack } from '../support/stack.js';
 
 describe('several nodes behind a load balancer that is not sticky', function () {
   this.timeout(60_000);
-  let stack: Stack;
+  const suite = useStack({ backend: 'real', nodes: 2 });
   let A: string;
   let B: string;
-  before(async function () {
-    await requireServices(this);
-    stack = await startStack({ backend: 'real', nodes: 2 });
-    [A, B] = stack.nodes.map((n) => n.url) as [string, string];
+  before(() => {
+    [A, B] = [suite.url(0), suite.url(1)];
   });
-  after(async () => stack?.close());
 
   async function pair() {
     const alice = await register(A, 'alice');
@@ -31,7 +27,7 @@ describe('several nodes behind a load balancer that is not sticky', function () 
     const started = Date.now();
     const parked = pollEvents(B, bob, 20);
     await new Promise((r) => setTimeout(r, 300)); // let it park
-    expect(stack.nodes[1]!.deps.lot.parked).to.equal(1);
+    expect(suite.stack.nodes[1]!.deps.lot.parked).to.equal(1);
     await as(A, alice).post(`/api/conversations/${conv.id}/messages`).send({ text: 'across nodes' }).expect(201);
     const events = await parked;
     expect(Date.now() - started).to.be.below(3000); // woken, not timed out after 20 s

@@ -15,7 +15,7 @@ import type { Database } from '../../server/store/db.js';
 import { migrate } from '../../server/store/migrate.js';
 import { PostgresDatabase } from '../../server/store/postgres.js';
 import { sharedEmbedded } from './embedded.js';
-import { PG_URL, REDIS_URL, dropPrefix, dropSchema, unique } from './services.js';
+import { PG_URL, REDIS_URL, dropPrefix, dropSchema, requireServices, unique } from './services.js';
 
 /** One running Parley node of a test. */
 export interface TestNode {
@@ -109,6 +109,33 @@ export async function startStack(opts: { nodes?: number; backend: 'real' | 'embe
     db: sharedDb,
     async close() {
       for (const c of closers) await c();
+    },
+  };
+}
+
+/** A suite's stack: started before its tests (real services required in CI, skipped loudly elsewhere), closed after. */
+export interface SuiteStack {
+  readonly stack: Stack;
+  /** The URL of node i. */
+  url(i?: number): string;
+}
+
+/** Start a stack in the calling suite's before() hook and close it in after(). */
+export function useStack(opts: { nodes?: number; backend: 'real' | 'embedded'; env?: Record<string, string> }): SuiteStack {
+  let stack: Stack | undefined;
+  before(async function () {
+    if (opts.backend === 'real') await requireServices(this);
+    stack = await startStack(opts);
+  });
+  after(async () => stack?.close());
+  return {
+    get stack() {
+      if (!stack) throw new Error('the stack is not started yet');
+      return stack;
+    },
+    url: (i = 0) => {
+      if (!stack) throw new Error('the stack is not started yet');
+      return stack.nodes[i]!.url;
     },
   };
 }

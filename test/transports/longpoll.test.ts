@@ -1,20 +1,16 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { PASSWORD, as, pollEvents, register, type TestUser } from '../support/client.js';
-import { requireServices } from '../support/services.js';
-import { startStack, type Stack } from '../support/stack.js';
+import { useStack } from '../support/stack.js';
 
 describe('long-poll: own messages and other devices', function () {
   this.timeout(30_000);
-  let stack: Stack;
+  const suite = useStack({ backend: 'real', nodes: 2 });
   let A: string;
   let B: string;
-  before(async function () {
-    await requireServices(this);
-    stack = await startStack({ backend: 'real', nodes: 2 });
-    [A, B] = stack.nodes.map((n) => n.url) as [string, string];
+  before(() => {
+    [A, B] = [suite.url(0), suite.url(1)];
   });
-  after(async () => stack?.close());
 
   async function setup() {
     const alice = await register(A, 'alice');

@@ -1,22 +1,18 @@
 import { expect } from 'chai';
 import { as, PASSWORD, pollEvents, register } from '../../support/client.js';
-import { requireServices } from '../../support/services.js';
-import { startStack, type Stack } from '../../support/stack.js';
+import { useStack } from '../../support/stack.js';
 import { BoshClient, post, sleep } from './helpers.js';
 
 const DOMAIN = 'localhost';
 
 describe('BOSH under Heroku and node failure', function () {
   this.timeout(60_000);
-  let stack: Stack;
+  const suite = useStack({ backend: 'real', nodes: 2 });
   let A: string;
   let B: string;
-  before(async function () {
-    await requireServices(this);
-    stack = await startStack({ backend: 'real', nodes: 2 });
-    [A, B] = stack.nodes.map((n) => n.url) as [string, string];
+  before(() => {
+    [A, B] = [suite.url(0), suite.url(1)];
   });
-  after(async () => stack?.close());
 
   it("Heroku: a client asking wait='60' is answered within 25 s (the router cuts at 30 s)", async () => {
     const alice = await register(A, 'alice');
@@ -52,8 +48,8 @@ describe('BOSH under Heroku and node failure', function () {
       () => 'connection lost',
     );
     await sleep(300);
-    expect(stack.nodes[1]!.deps.lot.parked).to.equal(1);
-    await stack.nodes[1]!.kill();
+    expect(suite.stack.nodes[1]!.deps.lot.parked).to.equal(1);
+    await suite.stack.nodes[1]!.kill();
     expect(await lost).to.equal('connection lost');
 
     // bob writes meanwhile; alice's client retries the same request on node A, as Strophe does.
