@@ -14,6 +14,7 @@
  * shared state (replay, or held again). Events are confirmed to the core only when the client
  * acknowledges the response that carried them.
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Bus } from '../../bus/bus.js';
 import type { Principal } from '../../core/accounts.js';
@@ -86,6 +87,15 @@ const DIRECT_CACHE_MAX = 50_000;
  * router) that must not be overrun. (It was 500 ms; the Heroku test had only ~0.3 s of slack.)
  */
 const HOLD_MARGIN_MS = 1_500;
+
+/**
+ * A session is one device: its own sent message, alone, does not wake its held request at once
+ * (the parking lot defers it, see ECHO_DEFER_MS there). Derived from the sid, not the sid itself,
+ * since the tag travels in wake-ups on the bus.
+ */
+function deviceOf(sid: string): string {
+  return createHash('sha256').update(`bosh:${sid}`).digest('hex').slice(0, 16);
+}
 /** How often a request that arrived before the gap below it re-checks the window. */
 const EARLY_POLL_MS = 10;
 
@@ -347,7 +357,7 @@ export class BoshManager {
   }
 
   private principal(s: SessionState): Principal | null {
-    return s.userId !== null && s.name !== null ? { id: s.userId, name: s.name } : null;
+    return s.userId !== null && s.name !== null ? { id: s.userId, name: s.name, device: deviceOf(s.sid) } : null;
   }
 
   private queue(s: SessionState, stanza: string): void {
@@ -603,7 +613,7 @@ export class BoshManager {
     }
     let pos = after ?? this.d.lot.head(userId);
     while (!hold.done) {
-      const outcome = await this.d.lot.wait(userId, pos, deadline - this.now(), hold.ctrl.signal);
+      const outcome = await this.d.lot.wait(userId, pos, deadline - this.now(), hold.ctrl.signal, deviceOf(hold.sid));
       if (hold.done) return;
       if (outcome.kind === 'wake') {
         pos = Math.max(pos, this.d.lot.head(userId));
