@@ -1,14 +1,13 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Deps } from './deps.js';
 import { apiRouter } from './http/api.js';
 import { errorHandler, notFound } from './http/errors.js';
+import { projectPath } from './paths.js';
 import { filesRouter } from './http/files.js';
 import { boshRouter } from './transports/bosh/router.js';
 
-const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'public');
+const PUBLIC_DIR = projectPath('public');
 
 /** CORS for the API and BOSH: allowed origins from configuration; tokens travel in headers, not cookies. */
 function cors(origins: string[] | '*'): express.RequestHandler {

@@ -10,6 +10,8 @@ CREATE OR REPLACE FUNCTION parley_advance(
 LANGUAGE plpgsql AS $$
 DECLARE
   v_at timestamptz := now();
+  -- The API's time format: ISO 8601 in UTC with milliseconds and Z, as JavaScript writes it.
+  v_iso text := to_char(v_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
   e_user bigint[];
   e_conv text[];
   e_payload jsonb[];
@@ -42,7 +44,7 @@ BEGIN
     SELECT x.u, x.c, x.nm, x.hi FROM moved x WHERE p_status = 'read'
   )
   SELECT coalesce(array_agg(r.uid), '{}'), coalesce(array_agg(r.c), '{}'),
-         coalesce(array_agg(jsonb_build_object('user', r.nm, 'status', p_status, 'up_to', r.hi, 'at', v_at)), '{}')
+         coalesce(array_agg(jsonb_build_object('user', r.nm, 'status', p_status, 'up_to', r.hi, 'at', v_iso)), '{}')
   INTO e_user, e_conv, e_payload
   FROM r WHERE (SELECT count(*) FROM delivered) + (SELECT count(*) FROM readm) >= 0;
   RETURN QUERY SELECT a.out_user, a.out_head, a.out_n FROM parley_append(

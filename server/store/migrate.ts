@@ -1,27 +1,15 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { projectPath } from '../paths.js';
 import type { Database } from './db.js';
 
 /** Where the numbered migrations live: sql/0001_name.sql, sql/0002_name.sql, … */
-export const SQL_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../sql');
-// From dist/server/store the same relative path would point into dist/; resolve either way.
-function sqlDir(): string {
-  const candidates = [SQL_DIR, path.resolve(SQL_DIR, '../../sql')];
-  for (const dir of candidates) {
-    try {
-      if (readdirSync(dir).some((f) => f.endsWith('.sql'))) return dir;
-    } catch {
-      /* try the next */
-    }
-  }
-  throw new Error(`no migrations found in ${candidates.join(' or ')}`);
-}
+export const SQL_DIR = projectPath('sql');
 
 /** The migrations on disk, in order. */
 export function listMigrations(): Array<{ version: number; name: string; sql: string }> {
-  const dir = sqlDir();
+  const dir = SQL_DIR;
   return readdirSync(dir)
     .filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f))
     .sort()

@@ -60,6 +60,9 @@ describe('the parley process', function () {
     try {
       await waitReady(url, 60_000, p);
       expect(p.output()).to.contain('MASTER_KEY not set');
+      const page = await supertest(url).get('/').expect(200);
+      expect(page.headers['content-type']).to.match(/text\/html/);
+      expect(page.text).to.contain('parley.js');
       expect(existsSync(path.join(dir, 'master.key'))).to.equal(true);
       const alice = (await supertest(url).post('/api/register').send({ name: 'alice', password: PASSWORD }).expect(201)).body;
       const bob = (await supertest(url).post('/api/register').send({ name: 'bob', password: PASSWORD }).expect(201)).body;

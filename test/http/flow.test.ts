@@ -56,6 +56,7 @@ for (const backend of ['embedded', 'real'] as const) {
       await as(url, bob).post(`/api/conversations/${conv.id}/read`).send({ up_to: sent.body.message.seq }).expect(204);
       const read = await waitForEvent(url, alice, (e) => e.type === 'receipt' && e.status === 'read');
       expect(read).to.include({ user: bob.name, up_to: sent.body.message.seq });
+      expect(read.at).to.equal(new Date(read.at).toISOString()); // ISO 8601, UTC, as everywhere in the API
 
       const history = await a.get(`/api/conversations/${conv.id}/messages`).expect(200);
       expect(history.body.messages.map((m: any) => [m.text, m.status])).to.deep.equal([['hi bob', 'read']]);
