@@ -16,7 +16,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import { projectPath } from '../server/paths.js';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { NodeClient } from './lib/client.js';
@@ -34,16 +34,6 @@ const READY_TIMEOUT_MS = 60_000;
 
 const say = (msg: string): void => void process.stderr.write(`[bosh ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const pkg = path.join(dir, 'package.json');
-    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'parley') return dir;
-    dir = path.dirname(dir);
-  }
-  throw new Error('cannot find the repository root');
-}
 
 function options() {
   const { values } = parseArgs({
@@ -226,7 +216,7 @@ function longPollReport(outDir: string, users: number): any | undefined {
 
 async function main(): Promise<number> {
   const o = options();
-  const root = repoRoot();
+  const root = projectPath();
   const tag = randomBytes(5).toString('hex');
   const schema = `bench_${tag}`;
   const prefix = `bench-${tag}:`;

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { projectPath } from '../server/paths.js';
 import { parseArgs } from 'node:util';
 import { NodeClient } from './lib/client.js';
 import { cpuMs, cpuMsByName, freePort, machineCpu, rssBytes, startNode, stopNode, waitReady, type RunningNode, type ServerMode } from './lib/nodes.js';
@@ -47,16 +48,6 @@ const say = (msg: string): void => {
 };
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const pkg = path.join(dir, 'package.json');
-    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'parley') return dir;
-    dir = path.dirname(dir);
-  }
-  throw new Error('cannot find the repository root (package.json named parley)');
-}
-
 function options() {
   const { values } = parseArgs({
     options: {
@@ -82,7 +73,7 @@ function options() {
     },
   });
   if (values.help) {
-    console.log(readFileSync(path.join(repoRoot(), 'bench/README.md'), 'utf8'));
+    console.log(readFileSync(path.join(projectPath(), 'bench/README.md'), 'utf8'));
     process.exit(0);
   }
   const num = (name: keyof typeof values, min: number, max: number): number => {
@@ -203,7 +194,7 @@ function gitCommit(root: string): string | undefined {
 
 async function main(): Promise<number> {
   const o = options();
-  const root = repoRoot();
+  const root = projectPath();
   const runTag = randomBytes(5).toString('hex');
   // The data (schema, Redis prefix, master key, accounts) may come from an earlier run kept with
   // --keep: set-up hashes a password per user with scrypt, minutes on a busy 2-core machine.

@@ -23,11 +23,6 @@ export class GroupCommit<I, O> {
     });
   }
 
-  /** Items waiting for a batch. */
-  get pending(): number {
-    return this.queue.length;
-  }
-
   private kick(): void {
     while (this.inflight < this.parallel && this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);

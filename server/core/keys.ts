@@ -37,11 +37,6 @@ export class Keyring {
     return open(key, body, `msg:${conversationId}:${messageId}`).toString('utf8');
   }
 
-  /** Re-wrap a stored key under a new master key (rotation touches no message). */
-  static rewrap(oldMaster: Buffer, newMaster: Buffer, conversationId: string, wrapped: Buffer): Buffer {
-    return wrapKey(newMaster, unwrapKey(oldMaster, wrapped, conversationId), conversationId);
-  }
-
   private remember(id: string, key: Buffer): void {
     if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(id, key);

@@ -350,15 +350,6 @@ export class Store {
     }));
   }
 
-  /** Whether a user is a member of a conversation. */
-  async isMember(conversationId: string, userId: number): Promise<boolean> {
-    const rows = await this.db.query('SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2', [
-      conversationId,
-      userId,
-    ]);
-    return rows.length > 0;
-  }
-
   /** The conversations of a user, most recently active first, with unread counts and last message. */
   async conversationsOf(userId: number): Promise<ConversationSummary[]> {
     const rows = await this.db.query<{
@@ -517,15 +508,6 @@ export class Store {
     return rows.map(toMessage).reverse();
   }
 
-  /** One message by id. */
-  async messageById(id: string): Promise<StoredMessage | null> {
-    const rows = await this.db.query<MessageRow>(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users su ON su.id = m.sender_id WHERE m.id = $1`,
-      [id],
-    );
-    return rows[0] ? toMessage(rows[0]) : null;
-  }
-
   // ---- streams --------------------------------------------------------------------------
 
   /**
@@ -552,16 +534,6 @@ export class Store {
   async appendNow(entries: readonly NewEntry[]): Promise<Heads> {
     if (entries.length === 0) return new Map();
     return this.db.transaction((tx) => this.append(tx, entries));
-  }
-
-  /** Where a user's stream ends and how far their devices acknowledged it. */
-  async streamPosition(userId: number): Promise<{ head: number; acked: number }> {
-    const rows = await this.db.query<{ head: number; acked: number }>(
-      'SELECT u.stream_seq AS head, a.acked_seq AS acked FROM users u JOIN acks a ON a.user_id = u.id WHERE u.id = $1',
-      [userId],
-    );
-    const r = rows[0];
-    return r ? { head: Number(r.head), acked: Number(r.acked) } : { head: 0, acked: 0 };
   }
 
   /**

@@ -101,7 +101,7 @@ export function storeContract(name: string, make: (ctx: Mocha.Context) => Promis
       const b = await user();
       const c = await conversation('direct', [a.id, b.id]);
       await store.sendBatch([msg(c, a.id), msg(c, a.id), msg(c, a.id)]);
-      const head = (await store.streamPosition(b.id)).head;
+      const head = (await store.pollStart(b.id, null)).head;
       const heads = await store.acknowledge([{ userId: b.id, userName: b.name, upTo: head }]);
       expect([...heads.keys()]).to.deep.equal([a.id]);
       const receipts = (await store.readStream(a.id, 0, 100)).filter((e) => e.type === 'receipt');
