@@ -5,9 +5,10 @@ import type { Principal } from './accounts.js';
 import { normaliseName } from './accounts.js';
 import { errors } from './errors.js';
 import { GroupCommit } from './group-commit.js';
+import { receiptEvents } from './receipts.js';
 import type { Keyring } from './keys.js';
 import type { Notifier } from './notifier.js';
-import type { NewMessage, SendOutcome } from '../store/store.js';
+import type { NewMessage, SendOutcome, Singles } from '../store/store.js';
 
 /** Longest message text, characters. */
 export const MAX_TEXT = 16_000;
@@ -63,6 +64,8 @@ export function newId(prefix: string): string {
 export class Messaging {
   private readonly sends: GroupCommit<NewMessage, SendOutcome>;
   private readonly log: Logger;
+  /** Plain texts of the messages being committed, by message id (for carried wake-ups). */
+  private readonly texts = new Map<string, string>();
   /** Conversation id → what never changes about it (kind, wrapped key); bounded. */
   private readonly meta = new Map<string, Pick<ConversationRow, 'id' | 'kind' | 'wrapped_key'>>();
 
@@ -75,10 +78,30 @@ export class Messaging {
   ) {
     this.log = log.child({ module: 'messaging' });
     this.sends = new GroupCommit(async (items) => {
-      const { outcomes, heads, echoes } = await this.store.sendBatch(items);
-      this.notifier.wake(heads, echoes);
+      const { outcomes, heads, echoes, singles } = await this.store.sendBatch(items);
+      this.notifier.wake(heads, echoes, this.carried(outcomes, singles));
       return outcomes;
     });
+  }
+
+  /**
+   * The events that travel with a batch's wake-ups: for each user whose only new entry is one of
+   * the batch's new messages, that message as their poll would show it (the text is still in
+   * memory; the sender sees its own with client_id and status "sent", as the send answered).
+   */
+  private carried(outcomes: readonly SendOutcome[], singles: Singles): Map<number, Record<string, unknown>> {
+    const events = new Map<number, Record<string, unknown>>();
+    if (singles.size === 0) return events;
+    const bySeq = new Map<string, StoredMessage>();
+    for (const o of outcomes) if (o.ok && o.created) bySeq.set(`${o.message.conversationId} ${o.message.seq}`, o.message);
+    for (const [userId, s] of singles) {
+      const m = bySeq.get(`${s.conversationId} ${s.msgSeq}`);
+      const text = m && this.texts.get(m.id);
+      const conv = m && this.meta.get(m.conversationId);
+      if (!m || text === undefined || !conv) continue;
+      events.set(userId, { type: 'message', message: viewOf(m, text, userId, conv.kind, []) });
+    }
+    return events;
   }
 
   /** The conversation if the user is a member: 404 when it does not exist, 403 when not a member. */
@@ -212,15 +235,21 @@ export class Messaging {
     }
     const id = newId('m');
     const body = this.keys.sealText(this.keyOf(conv), conv.id, id, text);
-    const outcome = await this.sends.submit({
-      id,
-      conversationId: conv.id,
-      senderId: me.id,
-      device: me.device ?? null,
-      body,
-      clientId,
-      attachment: input.attachment ?? null,
-    });
+    this.texts.set(id, text); // for the wake-ups of its batch
+    let outcome: SendOutcome;
+    try {
+      outcome = await this.sends.submit({
+        id,
+        conversationId: conv.id,
+        senderId: me.id,
+        device: me.device ?? null,
+        body,
+        clientId,
+        attachment: input.attachment ?? null,
+      });
+    } finally {
+      this.texts.delete(id);
+    }
     if (!outcome.ok) {
       throw outcome.reason === 'not_member' ? errors.forbidden('you are not a member of this conversation') : errors.notFound('conversation');
     }
@@ -246,8 +275,8 @@ export class Messaging {
     const conv = await this.requireMember(conversationId, me);
     const upTo = Number(rawUpTo);
     if (!Number.isSafeInteger(upTo) || upTo < 0) throw errors.badRequest('up_to must be a sequence number', 'bad_up_to');
-    const heads = await this.store.markRead(me.id, me.name, conv.id, Math.min(upTo, conv.last_seq));
-    this.notifier.wake(heads);
+    const { heads, singles } = await this.store.markRead(me.id, me.name, conv.id, Math.min(upTo, conv.last_seq));
+    this.notifier.wake(heads, undefined, receiptEvents(singles));
   }
 
   /** I am typing: an ephemeral event to the other members' parked requests, not stored. */
@@ -315,21 +344,26 @@ export class Messaging {
         this.log.error({ err, message: m.id }, 'message failed to open: wrong key or tampered row');
         text = '';
       }
-      const view: MessageView = {
-        id: m.id,
-        conversation: m.conversationId,
-        seq: m.seq,
-        from: m.senderName,
-        text,
-        sent_at: m.sentAt.toISOString(),
-      };
-      if (m.attachment) view.attachment = m.attachment;
-      if (m.clientId !== null && m.senderId === me.id) view.client_id = m.clientId;
-      if (m.senderId === me.id) Object.assign(view, statusOf(m.seq, byConv.get(m.conversationId) ?? [], conv.kind));
-      out.push(view);
+      out.push(viewOf(m, text, me.id, conv.kind, byConv.get(m.conversationId) ?? []));
     }
     return out;
   }
+}
+
+/** A message as `viewer` sees it: their own with client_id and status (from the others' positions). */
+function viewOf(m: StoredMessage, text: string, viewer: number, kind: 'direct' | 'group', others: readonly MemberPosition[]): MessageView {
+  const view: MessageView = {
+    id: m.id,
+    conversation: m.conversationId,
+    seq: m.seq,
+    from: m.senderName,
+    text,
+    sent_at: m.sentAt.toISOString(),
+  };
+  if (m.attachment) view.attachment = m.attachment;
+  if (m.clientId !== null && m.senderId === viewer) view.client_id = m.clientId;
+  if (m.senderId === viewer) Object.assign(view, statusOf(m.seq, others, kind));
+  return view;
 }
 
 /** Status of a message of mine from the other members' positions. */

@@ -5,6 +5,7 @@ import { errors } from './errors.js';
 import { GroupCommit } from './group-commit.js';
 import type { Messaging } from './messaging.js';
 import type { Notifier } from './notifier.js';
+import { receiptEvent, receiptEvents } from './receipts.js';
 
 /** Most events in one answer; `limited: true` tells the client more are waiting. */
 export const BATCH_LIMIT = 500;
@@ -40,7 +41,8 @@ export class Streams {
   ) {
     this.log = log.child({ module: 'streams' });
     this.acks = new GroupCommit(async (items) => {
-      this.notifier.wake(await this.store.acknowledge(items));
+      const { heads, singles } = await this.store.acknowledge(items);
+      this.notifier.wake(heads, undefined, receiptEvents(singles));
       return items.map(() => undefined);
     });
   }
@@ -112,7 +114,7 @@ export class Streams {
           break;
         }
         case 'receipt':
-          out.push({ type: 'receipt', conversation: e.conversationId, ...e.payload });
+          out.push(receiptEvent(e.conversationId, e.payload));
           break;
         case 'presence':
           out.push({ type: 'presence', ...e.payload });

@@ -80,6 +80,19 @@ export type Heads = Map<number, number>;
 /** Users whose one new entry is their own message, sent from `device`. */
 export type Echoes = Map<number, { head: number; device: string }>;
 
+/**
+ * For users who got exactly one entry in a commit, which entry it is (at their new head): a
+ * message (conversation and seq) or a receipt (conversation and payload). The wake-up can then
+ * carry the entry itself.
+ */
+export type Singles = Map<number, { conversationId: string; msgSeq?: number; payload?: Record<string, unknown> }>;
+
+/** What a write appended to streams: the new heads, and the single entries. */
+export interface Appended {
+  heads: Heads;
+  singles: Singles;
+}
+
 /** A member's delivery and read position. */
 export interface MemberPosition {
   conversationId: string;
@@ -430,7 +443,7 @@ export class Store {
    * sql/0002), each appended to the stream of every member of its conversation. Holding the
    * conversation row lock makes the client_id check exact: a retried send finds its first attempt.
    */
-  async sendBatch(items: readonly NewMessage[]): Promise<{ outcomes: SendOutcome[]; heads: Heads; echoes: Echoes }> {
+  async sendBatch(items: readonly NewMessage[]): Promise<{ outcomes: SendOutcome[]; heads: Heads; echoes: Echoes; singles: Singles }> {
     const rows = await this.db.query<{
       r_idx: number | null;
       r_outcome: string;
@@ -444,6 +457,8 @@ export class Store {
       r_user: number | null;
       r_head: number | null;
       r_n: number | null;
+      r_conv: string | null;
+      r_msgseq: number | null;
     }>(
       `SELECT * FROM parley_send($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::jsonb[])`,
       [
@@ -457,11 +472,13 @@ export class Store {
     );
     const outcomes: SendOutcome[] = [];
     const heads: Heads = new Map();
+    const singles: Singles = new Map();
     const count = new Map<number, number>();
     for (const r of rows) {
       if (r.r_outcome === 'head') {
         heads.set(Number(r.r_user), Number(r.r_head));
         count.set(Number(r.r_user), Number(r.r_n));
+        if (r.r_conv !== null && r.r_msgseq !== null) singles.set(Number(r.r_user), { conversationId: r.r_conv, msgSeq: Number(r.r_msgseq) });
         continue;
       }
       const item = items[Number(r.r_idx) - 1]!;
@@ -495,7 +512,7 @@ export class Store {
         echoes.set(item.senderId, { head: heads.get(item.senderId)!, device: item.device });
       }
     });
-    return { outcomes, heads, echoes };
+    return { outcomes, heads, echoes, singles };
   }
 
   /** Messages of a conversation with seq < before, oldest first, at most limit. */
@@ -613,13 +630,13 @@ export class Store {
    * appends one coalesced "delivered up to N" receipt to each sender whose messages just became
    * delivered.
    */
-  async acknowledge(items: ReadonlyArray<{ userId: number; userName: string; upTo: number }>): Promise<Heads> {
+  async acknowledge(items: ReadonlyArray<{ userId: number; userName: string; upTo: number }>): Promise<Appended> {
     const best = new Map<number, { userId: number; userName: string; upTo: number }>();
     for (const i of items) if ((best.get(i.userId)?.upTo ?? -1) < i.upTo) best.set(i.userId, i);
     const wanted = [...best.values()];
-    if (wanted.length === 0) return new Map();
-    return this.heads(
-      await this.db.query('SELECT out_user, out_head FROM parley_ack($1::bigint[], $2::text[], $3::bigint[])', [
+    if (wanted.length === 0) return { heads: new Map(), singles: new Map() };
+    return this.appended(
+      await this.db.query('SELECT * FROM parley_ack($1::bigint[], $2::text[], $3::bigint[])', [
         wanted.map((w) => w.userId),
         wanted.map((w) => w.userName),
         wanted.map((w) => w.upTo),
@@ -628,10 +645,10 @@ export class Store {
   }
 
   /** The user has read a conversation up to `upTo`: advance read (and delivered), receipts to senders and to the user's own devices. */
-  async markRead(userId: number, userName: string, conversationId: string, upTo: number): Promise<Heads> {
-    return this.heads(
+  async markRead(userId: number, userName: string, conversationId: string, upTo: number): Promise<Appended> {
+    return this.appended(
       await this.db.query(
-        'SELECT out_user, out_head FROM parley_advance($1, $2::bigint[], $3::text[], $4::text[], $5::bigint[])',
+        'SELECT * FROM parley_advance($1, $2::bigint[], $3::text[], $4::text[], $5::bigint[])',
         ['read', [userId], [userName], [conversationId], [upTo]],
       ),
     );
@@ -639,5 +656,18 @@ export class Store {
 
   private heads(rows: ReadonlyArray<Record<string, unknown>>): Heads {
     return new Map(rows.map((r) => [Number(r['out_user']), Number(r['out_head'])]));
+  }
+
+  /** Heads and single receipt entries from the rows of parley_advance or parley_ack. */
+  private appended(rows: ReadonlyArray<Record<string, unknown>>): Appended {
+    const singles: Singles = new Map();
+    for (const r of rows) {
+      const conv = r['out_conv'];
+      const payload = r['out_payload'];
+      if (typeof conv === 'string' && payload && typeof payload === 'object') {
+        singles.set(Number(r['out_user']), { conversationId: conv, payload: payload as Record<string, unknown> });
+      }
+    }
+    return { heads: this.heads(rows), singles };
   }
 }

@@ -2,6 +2,7 @@ import type { Principal } from '../core/accounts.js';
 import { errors } from '../core/errors.js';
 import { decodeCursor, type Batch, type Streams } from '../core/streams.js';
 import type { ParkingLot } from './parking.js';
+import { readFrom } from './reading.js';
 
 /** Default hold of a poll, seconds. */
 export const WAIT_DEFAULT_S = 20;
@@ -35,12 +36,12 @@ export async function poll(
   // Enter before looking at the stream: a wake-up for anything committed after the look arrives.
   await lot.enter(user.id);
   try {
-    const { after, head } = await streams.begin(user, since);
+    const { after, head } = await start(streams, lot, user, since);
     let mustRead = head > after; // up to date: park at once, no read
     for (;;) {
       if (mustRead) {
         const headBefore = lot.head(user.id);
-        const batch = await streams.read(user, after);
+        const batch = await readFrom(streams, lot, user, after, Math.max(head, headBefore));
         // Entries that render to nothing (a conversation since deleted) still move the cursor on.
         if (batch.events.length > 0 || (decodeCursor(batch.cursor) ?? after) > after) return batch;
         if (lot.head(user.id) > headBefore && lot.head(user.id) > after) continue; // a wake-up raced the read
@@ -53,4 +54,25 @@ export async function poll(
   } finally {
     lot.leave(user.id);
   }
+}
+
+/**
+ * Where a poll starts and where the stream ends. When this node knows the user's head (their
+ * channel live here and the head read recently, see ParkingLot.knownHead) and `since` is within
+ * it, no database read is needed: only a new acknowledgement is written (group commit). Otherwise
+ * one statement reads both and is remembered.
+ */
+async function start(streams: Streams, lot: ParkingLot, user: Principal, since: unknown): Promise<{ after: number; head: number }> {
+  const seq = typeof since === 'string' ? decodeCursor(since) : null;
+  const known = seq === null ? null : lot.knownHead(user.id);
+  if (seq !== null && known !== null && seq <= known) {
+    if (seq > lot.acked(user.id)) {
+      await streams.acknowledge(user, seq);
+      lot.markAcked(user.id, seq);
+    }
+    return { after: seq, head: known };
+  }
+  const pos = await streams.begin(user, since);
+  lot.verified(user.id, pos.head, pos.after);
+  return pos;
 }

@@ -16,6 +16,16 @@ const LINGER_MS = 15_000;
  */
 const ECHO_DEFER_MS = 1_000;
 
+/**
+ * How long a stream head read from the database stays trusted while the user's channel stays
+ * live: within it, a poll that is up to date parks without asking the database, since every
+ * commit after the read announced its new head on the channel. A wake-up lost with the node that
+ * should have published it is noticed at the next check, at most this long after the last one.
+ */
+const TRUST_MS = 10_000;
+/** Carried events a slot keeps, by stream position (a woken poll answers from them). */
+const RECENT_MAX = 64;
+
 /** Why a parked request stopped waiting. */
 export type WaitOutcome =
   | { kind: 'wake' }
@@ -40,6 +50,14 @@ interface Slot {
   refs: number;
   idleSince: number;
   live: Promise<void>;
+  /** The subscription is live (wake-ups published from now on arrive). */
+  isLive: boolean;
+  /** When the head was last read from the database while live (0: never, or since a pub/sub gap). */
+  verifiedAt: number;
+  /** Highest position this node knows acknowledged. */
+  acked: number;
+  /** Events carried by wake-ups, by stream position; the oldest dropped past RECENT_MAX. */
+  recent: Map<number, Record<string, unknown>>;
   handler: (payload: string) => void;
 }
 
@@ -94,7 +112,10 @@ export class ParkingLot {
     this.timer.unref();
     // After a pub/sub gap wake-ups may have been lost: every waiter re-reads the database.
     this.stopResume = this.bus.onResume(() => {
-      for (const slot of this.slots.values()) for (const w of [...slot.waiters]) w.resolve({ kind: 'wake' });
+      for (const slot of this.slots.values()) {
+        slot.verifiedAt = 0; // heads announced in the gap are unknown: the next poll reads
+        for (const w of [...slot.waiters]) w.resolve({ kind: 'wake' });
+      }
     });
   }
 
@@ -111,9 +132,15 @@ export class ParkingLot {
         refs: 0,
         idleSince: 0,
         live: Promise.resolve(),
+        isLive: false,
+        verifiedAt: 0,
+        acked: 0,
+        recent: new Map(),
         handler: (payload) => this.onPayload(userId, s, payload),
       };
-      s.live = this.bus.subscribe(userChannel(userId), s.handler);
+      s.live = this.bus.subscribe(userChannel(userId), s.handler).then(() => {
+        s.isLive = true;
+      });
       this.slots.set(userId, s);
       slot = s;
     }
@@ -137,6 +164,54 @@ export class ParkingLot {
   /** The highest head announced for a user while their channel was live (0 when none). */
   head(userId: number): number {
     return this.slots.get(userId)?.head ?? 0;
+  }
+
+  /** True when the user's channel is live here: a database read now can be followed by `verified`. */
+  isLive(userId: number): boolean {
+    return this.slots.get(userId)?.isLive === true;
+  }
+
+  /**
+   * The user's stream head was read from the database (`head`, with everything up to `acked`
+   * acknowledged) after their channel went live here: from now on wake-ups keep it current.
+   */
+  verified(userId: number, head: number, acked: number): void {
+    const slot = this.slots.get(userId);
+    if (!slot?.isLive) return;
+    slot.head = Math.max(slot.head, head);
+    slot.acked = Math.max(slot.acked, acked);
+    slot.verifiedAt = this.now();
+  }
+
+  /** The user's stream head if it is known here without asking the database (see TRUST_MS), else null. */
+  knownHead(userId: number): number | null {
+    const slot = this.slots.get(userId);
+    if (!slot?.isLive || slot.verifiedAt === 0 || this.now() - slot.verifiedAt > TRUST_MS) return null;
+    return slot.head;
+  }
+
+  /** Highest position known acknowledged here (0 when unknown). */
+  acked(userId: number): number {
+    return this.slots.get(userId)?.acked ?? 0;
+  }
+
+  /** This node acknowledged the user's stream up to seq. */
+  markAcked(userId: number, seq: number): void {
+    const slot = this.slots.get(userId);
+    if (slot) slot.acked = Math.max(slot.acked, seq);
+  }
+
+  /** The carried events for positions after+1 … head, when every one of them came with its wake-up; else null. */
+  cached(userId: number, after: number, head: number): Array<Record<string, unknown>> | null {
+    const slot = this.slots.get(userId);
+    if (!slot || head <= after || head - after > RECENT_MAX) return null;
+    const out: Array<Record<string, unknown>> = [];
+    for (let seq = after + 1; seq <= head; seq++) {
+      const event = slot.recent.get(seq);
+      if (!event) return null;
+      out.push(event);
+    }
+    return out;
   }
 
   /**
@@ -195,6 +270,11 @@ export class ParkingLot {
     if (!wake) return;
     if (wake.kind === 'head') {
       if (wake.sentAt > 0) this.onWakeLatency(Math.max(0, this.now() - wake.sentAt) / 1000);
+      if (wake.event) {
+        // Wake-ups from different nodes may arrive out of order: keep each event by position.
+        slot.recent.set(wake.head, wake.event);
+        if (slot.recent.size > RECENT_MAX) slot.recent.delete(slot.recent.keys().next().value as number);
+      }
       if (wake.head <= slot.head) return;
       slot.head = wake.head;
       for (const w of [...slot.waiters]) {

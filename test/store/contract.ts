@@ -96,17 +96,35 @@ export function storeContract(name: string, make: (ctx: Mocha.Context) => Promis
       expect(outcomes.map((o) => (o.ok ? 'ok' : o.reason))).to.deep.equal(['not_member', 'ok', 'no_conversation']);
     });
 
+    it('says which message a member got when a batch gave them exactly one entry', async () => {
+      const a = await user();
+      const b = await user();
+      const d = await user();
+      const ab = await conversation('direct', [a.id, b.id]);
+      const ad = await conversation('direct', [a.id, d.id]);
+      const { outcomes, heads, singles } = await store.sendBatch([msg(ab, a.id), msg(ad, a.id)]);
+      const [one, two] = outcomes.map((o) => (o.ok ? o.message : null));
+      expect(singles.get(b.id)).to.deep.equal({ conversationId: ab, msgSeq: one!.seq });
+      expect(singles.get(d.id)).to.deep.equal({ conversationId: ad, msgSeq: two!.seq });
+      expect(singles.has(a.id)).to.equal(false); // two entries: the wake-up cannot carry them
+      const entry = (await store.readStream(b.id, 0, 10)).find((e) => e.seq === heads.get(b.id));
+      expect(entry?.message?.id).to.equal(one!.id);
+    });
+
     it('acknowledging coalesces delivered receipts per conversation, once', async () => {
       const a = await user();
       const b = await user();
       const c = await conversation('direct', [a.id, b.id]);
       await store.sendBatch([msg(c, a.id), msg(c, a.id), msg(c, a.id)]);
       const head = (await store.pollStart(b.id, null)).head;
-      const heads = await store.acknowledge([{ userId: b.id, userName: b.name, upTo: head }]);
+      const { heads, singles } = await store.acknowledge([{ userId: b.id, userName: b.name, upTo: head }]);
       expect([...heads.keys()]).to.deep.equal([a.id]);
       const receipts = (await store.readStream(a.id, 0, 100)).filter((e) => e.type === 'receipt');
       expect(receipts.map((r) => r.payload)).to.deep.equal([{ user: b.name, status: 'delivered', up_to: 3, at: receipts[0]!.payload!['at'] }]);
-      expect((await store.acknowledge([{ userId: b.id, userName: b.name, upTo: head }])).size).to.equal(0); // again: nothing new
+      // the one new entry of a's stream is reported, so its wake-up can carry it
+      expect(receipts[0]!.seq).to.equal(heads.get(a.id));
+      expect(singles.get(a.id)).to.deep.equal({ conversationId: c, payload: receipts[0]!.payload });
+      expect((await store.acknowledge([{ userId: b.id, userName: b.name, upTo: head }])).heads.size).to.equal(0); // again: nothing new
       const positions = await store.members([c]);
       expect(positions.find((p) => p.userId === b.id)).to.include({ deliveredSeq: 3, readSeq: 0 });
     });
@@ -116,10 +134,10 @@ export function storeContract(name: string, make: (ctx: Mocha.Context) => Promis
       const b = await user();
       const c = await conversation('direct', [a.id, b.id]);
       await store.sendBatch([msg(c, a.id), msg(c, a.id)]);
-      const heads = await store.markRead(b.id, b.name, c, 2);
+      const { heads } = await store.markRead(b.id, b.name, c, 2);
       expect([...heads.keys()].sort()).to.deep.equal([a.id, b.id].sort());
       expect((await store.members([c])).find((p) => p.userId === b.id)).to.include({ deliveredSeq: 2, readSeq: 2 });
-      expect((await store.markRead(b.id, b.name, c, 1)).size).to.equal(0); // never backwards
+      expect((await store.markRead(b.id, b.name, c, 1)).heads.size).to.equal(0); // never backwards
       const summary = (await store.conversationsOf(b.id)).find((s) => s.id === c)!;
       expect(summary.unread).to.equal(0);
     });

@@ -23,6 +23,7 @@ import { AppError } from '../../core/errors.js';
 import { decodeCursor } from '../../core/streams.js';
 import type { Store } from '../../store/store.js';
 import type { ParkingLot } from '../parking.js';
+import { readFrom } from '../reading.js';
 import { creationBody, payloadBody, recoverable, terminal, terminateAck, type BoshResponse, type TerminalCondition } from './body.js';
 import {
   applyAck, BOSH_NS, classifyRid, createSession, isInactive, MAX_OUTQ, MAX_PAUSE_S, negotiate, newSid, overactivity,
@@ -397,7 +398,7 @@ export class BoshManager {
     let cursor: number | undefined;
     const me = this.principal(s);
     if (me && s.available && s.auth === 'bound' && s.sentCursor !== null) {
-      const batch = await this.d.core.streams.read(me, s.sentCursor);
+      const batch = await readFrom(this.d.core.streams, this.d.lot, me, s.sentCursor, this.d.lot.head(me.id));
       const next = decodeCursor(batch.cursor);
       const events = batch.events as ParleyEvent[];
       if (events.length) stanzas.push(...(await this.render(s, me, events, now)));
