@@ -84,7 +84,13 @@ export async function assemble(
   const store = new Store(db);
   const blobs = opts.blobs ?? (await openBlobs(config));
   let metrics: Metrics | undefined;
-  const lot = new ParkingLot(bus, log, Date.now, (s) => metrics?.wakeLatency.observe(s));
+  const lot = new ParkingLot(
+    bus,
+    log,
+    Date.now,
+    (s) => metrics?.wakeLatency.observe(s),
+    (source) => metrics?.streamReads.inc({ source }),
+  );
   metrics = new Metrics(() => lot.parked, opts.defaultMetrics ?? true);
   const core = new Core({
     store,

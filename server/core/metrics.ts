@@ -17,6 +17,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly streamReads = new Counter({
+    name: 'parley_stream_reads_total',
+    help: 'Poll and BOSH answers by where their events came from: carried by wake-ups, or read from the database',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
+
   constructor(parked: () => number, defaults = true) {
     new Gauge({
       name: 'parley_parked_requests',

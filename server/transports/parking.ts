@@ -87,6 +87,10 @@ export class ParkingLot {
     log: Logger,
     private readonly now: () => number = Date.now,
     private readonly onWakeLatency: (seconds: number) => void = () => undefined,
+    /** Where an answer's events came from (see transports/reading.ts), for metrics. */
+    readonly onRead: (source: 'wakeup' | 'database') => void = () => undefined,
+    /** See TRUST_MS (tests shorten it). */
+    private readonly trustMs: number = TRUST_MS,
   ) {
     this.log = log.child({ module: 'parking' });
   }
@@ -186,7 +190,7 @@ export class ParkingLot {
   /** The user's stream head if it is known here without asking the database (see TRUST_MS), else null. */
   knownHead(userId: number): number | null {
     const slot = this.slots.get(userId);
-    if (!slot?.isLive || slot.verifiedAt === 0 || this.now() - slot.verifiedAt > TRUST_MS) return null;
+    if (!slot?.isLive || slot.verifiedAt === 0 || this.now() - slot.verifiedAt > this.trustMs) return null;
     return slot.head;
   }
 

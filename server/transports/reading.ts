@@ -11,8 +11,12 @@ export async function readFrom(streams: Streams, lot: ParkingLot, user: Principa
   const known = Math.max(head ?? 0, lot.knownHead(user.id) ?? 0);
   if (known > after) {
     const events = lot.cached(user.id, after, known);
-    if (events) return { cursor: encodeCursor(known), events };
+    if (events) {
+      lot.onRead('wakeup');
+      return { cursor: encodeCursor(known), events };
+    }
   }
+  lot.onRead('database');
   const live = lot.isLive(user.id);
   const batch = await streams.read(user, after);
   if (live && !batch.limited) lot.verified(user.id, decodeCursor(batch.cursor) ?? after, 0);

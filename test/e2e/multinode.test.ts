@@ -97,6 +97,54 @@ describe('several nodes behind a load balancer that is not sticky', function () 
     }
   });
 
+  it("a poll woken by another node's send answers from the wake-up, with exactly what a read of the stream gives", async () => {
+    const { alice, bob, conv } = await pair();
+    await new Promise((r) => setTimeout(r, 2000)); // presence news of the pair settles
+    await pollEvents(B, bob);
+    await pollEvents(A, alice);
+    const reads = async (node: number, source: string) =>
+      (await suite.stack.nodes[node]!.deps.metrics.streamReads.get()).values.find((v) => v.labels['source'] === source)?.value ?? 0;
+    const fromWakeups = await reads(1, 'wakeup');
+    const since = bob.cursor!;
+    const parked = pollEvents(B, bob, 20);
+    await new Promise((r) => setTimeout(r, 300));
+    await as(A, alice).post(`/api/conversations/${conv.id}/messages`).send({ text: 'carried', client_id: 'c1' }).expect(201);
+    const woken = await parked;
+    expect(await reads(1, 'wakeup')).to.equal(fromWakeups + 1); // no database read for it
+    const replay = await as(B, bob).get(`/api/events?since=${since}&wait=0`).expect(200); // read from the database
+    expect(woken).to.deep.equal(replay.body.events);
+    expect(bob.cursor).to.equal(replay.body.cursor);
+    expect(woken[0]!.message).to.not.have.property('client_id'); // the sender's own id is not shown to others
+    // bob's next poll acknowledges; alice's poll on A is woken by the delivered receipt, carried too
+    const aliceSince = alice.cursor!;
+    await pollEvents(B, bob);
+    const events = await waitForEvent(A, alice, (e) => e.type === 'receipt');
+    const again = await as(A, alice).get(`/api/events?since=${aliceSince}&wait=0`).expect(200);
+    expect(again.body.events.filter((e: any) => e.type === 'receipt')).to.deep.include(events);
+  });
+
+  it('a wake-up lost with its node delays a parked poll on a node that trusts its known head, but never loses the message', async () => {
+    const doomed = await startStack({ backend: 'real', nodes: 2 });
+    try {
+      const [X, Y] = doomed.nodes.map((n) => n.url) as [string, string];
+      const alice = await register(X, 'alice');
+      const bob = await register(Y, 'bob');
+      const conv = (await as(X, alice).post('/api/conversations').send({ with: bob.name }).expect(201)).body.conversation;
+      await pollEvents(Y, bob, 1); // Y now knows bob's head (and will trust it for a while)
+      doomed.nodes[0]!.deps.core.notifier.wake = () => undefined; // X dies after COMMIT, before PUBLISH
+      const sent = await as(X, alice).post(`/api/conversations/${conv.id}/messages`).send({ text: 'late' }).expect(201);
+      await doomed.nodes[0]!.kill();
+      const started = Date.now();
+      let got: string[] = [];
+      while (got.length === 0 && Date.now() - started < 30_000) {
+        got = (await pollEvents(Y, bob, 2)).filter((e) => e.type === 'message').map((e) => e.message.id);
+      }
+      expect(got).to.deep.equal([sent.body.message.id]);
+    } finally {
+      await doomed.close();
+    }
+  });
+
   it('a group: status is the least advanced member, with delivered_to and read_by', async () => {
     const alice = await register(A, 'alice');
     const bob = await register(B, 'bob');
