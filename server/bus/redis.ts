@@ -120,7 +120,10 @@ export class RedisBus implements Bus {
   /** Open both connections; rejects (leaving nothing open) when Redis cannot be reached. */
   static async connect(opts: RedisBusOptions): Promise<RedisBus> {
     const log = opts.log.child({ module: 'bus-redis' });
-    const cmd = new Redis(opts.url, { lazyConnect: true, connectionName: 'parley-cmd' });
+    // Auto-pipelining: commands issued in the same tick (wake-ups, heartbeats, BOSH session steps
+    // of many requests) go out in one socket write; on a loaded machine each write is a syscall
+    // that costs more than the command.
+    const cmd = new Redis(opts.url, { lazyConnect: true, connectionName: 'parley-cmd', enableAutoPipelining: true });
     const sub = new Redis(opts.url, { lazyConnect: true, connectionName: 'parley-sub' });
     watch(cmd, log.child({ conn: 'cmd' }));
     watch(sub, log.child({ conn: 'sub' }));

@@ -41,6 +41,8 @@ function tokenHash(token: string): Buffer {
 /** Accounts: registration, login, logout and token checks. Tokens are random and stored hashed. */
 export class Accounts {
   private readonly cache = new Map<string, { principal: Principal; until: number }>();
+  /** Token → its hash (hex), so a cached token is not hashed again on every request. */
+  private readonly hashes = new Map<string, string>();
   private readonly onRevoke = (hashHex: string) => void this.cache.delete(hashHex);
 
   constructor(private readonly store: Store, private readonly bus: Bus, private readonly now: () => number = Date.now) {}
@@ -81,16 +83,19 @@ export class Accounts {
 
   /** The user a token belongs to, or null. */
   async authenticate(token: string): Promise<Principal | null> {
+    const known = this.hashes.get(token);
+    const cached = known === undefined ? undefined : this.cache.get(known);
+    if (cached && cached.until > this.now()) return cached.principal;
     if (!/^[A-Za-z0-9_-]{20,100}$/.test(token)) return null;
     const hash = tokenHash(token);
     const key = hash.toString('hex');
-    const hit = this.cache.get(key);
-    if (hit && hit.until > this.now()) return hit.principal;
     const user = await this.store.userByToken(hash);
     if (!user) return null;
     const principal = { id: Number(user.id), name: user.name, device: key.slice(0, 16) };
     if (this.cache.size >= TOKEN_CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(key, { principal, until: this.now() + TOKEN_CACHE_MS });
+    if (this.hashes.size >= TOKEN_CACHE_LIMIT) this.hashes.delete(this.hashes.keys().next().value as string);
+    this.hashes.set(token, key);
     return principal;
   }
 
