@@ -42,6 +42,16 @@ export interface Bus {
   /** Set only if absent; resolves true when this call set it. */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
   del(key: string): Promise<void>;
+  /**
+   * Lock and read in one round trip: set `lockKey` to `token` (expiring after ttlMs) only if it
+   * is absent; when that succeeded, also return the value of `key`. (BOSH sessions: lock, load.)
+   */
+  lockAndGet(lockKey: string, token: string, ttlMs: number, key: string): Promise<{ locked: boolean; value: string | null }>;
+  /**
+   * Write and unlock in one round trip: optionally set `key` (value null deletes it), then delete
+   * `lockKey` if it still holds `token` (a lock that expired and was taken by another is left alone).
+   */
+  unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<void>;
   /** Increment a counter that expires ttlMs after its first increment; resolves the new value. */
   incr(key: string, ttlMs: number): Promise<number>;
 

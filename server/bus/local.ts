@@ -204,6 +204,23 @@ export class LocalBus implements Bus {
     this.hub.kv.delete(key);
   }
 
+  async lockAndGet(lockKey: string, token: string, ttlMs: number, key: string): Promise<{ locked: boolean; value: string | null }> {
+    this.checkOpen();
+    const ms = ttl(ttlMs);
+    if (this.hub.read(lockKey)) return { locked: false, value: null };
+    this.hub.write(lockKey, { value: token, expiresAt: this.hub.now() + ms });
+    return { locked: true, value: this.hub.read(key)?.value ?? null };
+  }
+
+  async unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<void> {
+    this.checkOpen();
+    if (write) {
+      if (write.value === null) this.hub.kv.delete(write.key);
+      else this.hub.write(write.key, { value: write.value, expiresAt: this.hub.now() + ttl(write.ttlMs) });
+    }
+    if (this.hub.read(lockKey)?.value === token) this.hub.kv.delete(lockKey);
+  }
+
   async incr(key: string, ttlMs: number): Promise<number> {
     this.checkOpen();
     const ms = ttl(ttlMs);

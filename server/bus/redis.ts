@@ -43,6 +43,25 @@ local n = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
 return n`;
 
+/** Set-if-absent a lock and, when taken, read a key with it. */
+const LOCK_GET_LUA = `
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  return {1, redis.call('GET', KEYS[2])}
+end
+return {0}`;
+
+/** Optionally write (ARGV[2] '1': set ARGV[3] with expiry ARGV[4]; '0': delete), then compare-and-delete the lock. */
+const UNLOCK_WITH_LUA = `
+if ARGV[2] == '1' then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+elseif ARGV[2] == '0' then
+  redis.call('DEL', KEYS[2])
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+return 1`;
+
 /** A Lua script sent by SHA, and in full only when the server does not know it yet (NOSCRIPT). */
 class Script {
   readonly sha: string;
@@ -63,6 +82,8 @@ class Script {
 const heartbeatScript = new Script(HEARTBEAT_LUA);
 const sweepScript = new Script(SWEEP_LUA);
 const incrScript = new Script(INCR_LUA);
+const lockGetScript = new Script(LOCK_GET_LUA);
+const unlockWithScript = new Script(UNLOCK_WITH_LUA);
 
 /** ping() gives up after this: a readiness probe must answer quickly even while Redis is away. */
 const PING_TIMEOUT_MS = 1000;
@@ -313,6 +334,23 @@ export class RedisBus implements Bus {
   async incr(key: string, ttlMs: number): Promise<number> {
     this.checkOpen();
     return Number(await incrScript.run(this.cmd, [this.key(key)], [ttl(ttlMs)]));
+  }
+
+  async lockAndGet(lockKey: string, token: string, ttlMs: number, key: string): Promise<{ locked: boolean; value: string | null }> {
+    this.checkOpen();
+    const r = (await lockGetScript.run(this.cmd, [this.key(lockKey), this.key(key)], [token, ttl(ttlMs)])) as [number, (string | null)?];
+    // A nil GET ends the Lua table early: {1} means locked, no value.
+    return r[0] === 1 ? { locked: true, value: r[1] ?? null } : { locked: false, value: null };
+  }
+
+  async unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<void> {
+    this.checkOpen();
+    const mode = write === null ? '-' : write.value === null ? '0' : '1';
+    await unlockWithScript.run(
+      this.cmd,
+      [this.key(lockKey), this.key(write?.key ?? lockKey)],
+      [token, mode, write?.value ?? '', mode === '1' ? ttl(write!.ttlMs) : 0],
+    );
   }
 
   async ping(): Promise<boolean> {

@@ -385,6 +385,31 @@ export function busContract(name: string, make: () => Promise<BusFixture>): void
         expect(await n2.get(k)).to.equal('f');
       });
 
+      it('lockAndGet locks once across nodes and reads the key with the lock; unlockWith writes and frees only its own lock', async function () {
+        const n1 = await node();
+        const n2 = await node();
+        const lock = fresh('lock');
+        const k = fresh('state');
+        await n1.set(k, 'v1', 60_000);
+        const tries = await Promise.all([n1.lockAndGet(lock, 't1', 60_000, k), n2.lockAndGet(lock, 't2', 60_000, k)]);
+        expect(tries.map((t) => t.locked).sort()).to.deep.equal([false, true]);
+        const winner = tries[0]!.locked ? { bus: n1, token: 't1' } : { bus: n2, token: 't2' };
+        expect(tries.find((t) => t.locked)!.value).to.equal('v1');
+        expect(tries.find((t) => !t.locked)!.value).to.equal(null); // no read without the lock
+        await winner.bus.unlockWith(lock, 'not-mine', { key: k, value: 'v2', ttlMs: 60_000 });
+        expect(await n1.get(k)).to.equal('v2'); // the write happens either way
+        expect(await n1.get(lock)).to.equal(winner.token); // ...but another's lock stays
+        await winner.bus.unlockWith(lock, winner.token, { key: k, value: null, ttlMs: 0 });
+        expect(await n2.get(k)).to.equal(null); // value null deletes
+        expect(await n2.get(lock)).to.equal(null);
+        const absent = await n2.lockAndGet(lock, 't3', 150, k);
+        expect(absent).to.deep.equal({ locked: true, value: null });
+        await sleep(300); // an expired lock can be taken again
+        expect((await n1.lockAndGet(lock, 't4', 60_000, k)).locked).to.equal(true);
+        await n1.unlockWith(lock, 't4', null);
+        expect(await n1.get(lock)).to.equal(null);
+      });
+
       it('incr counts across nodes and expires ttl after the FIRST increment (a fixed window)', async function () {
         const n1 = await node();
         const n2 = await node();

@@ -65,35 +65,38 @@ export class SessionStore {
     this.local.set(sid, chained);
     await prev.catch(() => undefined);
     try {
-      return await this.withBusLock(sid, async () => {
-        const s = await this.get(sid);
-        const out = await fn(s);
-        if (out.drop) await this.bus.del(this.key(sid));
-        else if (out.save) await this.bus.set(this.key(sid), JSON.stringify(out.save), storeTtlMs(out.save));
-        return out.result;
-      });
+      return await this.locked(sid, fn);
     } finally {
       release();
       if (this.local.get(sid) === chained) this.local.delete(sid);
     }
   }
 
-  private async withBusLock<T>(sid: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * The Bus lock around one update, in two round trips: lock-and-load, then save-and-unlock
+   * (Lua scripts on Redis). Contenders on other nodes retry with backoff.
+   */
+  private async locked<T>(sid: string, fn: (s: SessionState | null) => Promise<Outcome<T>> | Outcome<T>): Promise<T> {
     const lockKey = `bosh:l:${sid}`;
     const token = randomBytes(8).toString('hex');
     const deadline = Date.now() + LOCK_WAIT_MS;
     let backoff = 1;
-    while (!(await this.bus.setIfAbsent(lockKey, token, LOCK_TTL_MS))) {
+    let got: { locked: boolean; value: string | null };
+    while (!(got = await this.bus.lockAndGet(lockKey, token, LOCK_TTL_MS, this.key(sid))).locked) {
       if (Date.now() > deadline) throw new LockTimeout(sid);
       await new Promise((r) => setTimeout(r, backoff));
       // Up to 16 ms: a locked section is a few ms, so waiting longer only adds latency.
       backoff = Math.min(backoff * 2, 16);
     }
+    let write: { key: string; value: string | null; ttlMs: number } | null = null;
     try {
-      return await fn();
+      const out = await fn(got.value ? (JSON.parse(got.value) as SessionState) : null);
+      if (out.drop) write = { key: this.key(sid), value: null, ttlMs: 0 };
+      else if (out.save) write = { key: this.key(sid), value: JSON.stringify(out.save), ttlMs: storeTtlMs(out.save) };
+      return out.result;
     } finally {
-      // Only release what is still ours; if it expired and another node took it, leave it alone.
-      if ((await this.bus.get(lockKey)) === token) await this.bus.del(lockKey);
+      // Only releases what is still ours; if it expired and another node took it, it is left alone.
+      await this.bus.unlockWith(lockKey, token, write);
     }
   }
 }
