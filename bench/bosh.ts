@@ -45,6 +45,8 @@ function options() {
       idle: { type: 'string', default: '3' },
       drain: { type: 'string', default: '10' },
       'text-bytes': { type: 'string', default: '64' },
+      server: { type: 'string', default: 'tsx' },
+      profile: { type: 'boolean', default: false },
       'setup-concurrency': { type: 'string', default: '16' },
       'database-url': { type: 'string', default: process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' },
       'redis-url': { type: 'string', default: process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379' },
@@ -67,6 +69,8 @@ function options() {
     drain: num('drain', 0, 60),
     textBytes: num('text-bytes', 0, 8000),
     setupConcurrency: num('setup-concurrency', 1, 200),
+    server: values.server === 'dist' ? ('dist' as const) : ('tsx' as const),
+    profile: values.profile === true,
     databaseUrl: values['database-url']!,
     redisUrl: values['redis-url']!,
   };
@@ -251,8 +255,9 @@ async function main(): Promise<number> {
           {
             id: ids[k]!,
             root,
-            mode: 'tsx',
+            mode: o.server,
             logFile: path.join(outDir, `bosh-node-${ids[k]}-${tag}.log`),
+            profileDir: o.profile ? path.join(outDir, `prof-bosh-${tag}`) : undefined,
             env: {
               DATABASE_URL: o.databaseUrl, DATABASE_SCHEMA: schema, REDIS_URL: o.redisUrl, REDIS_PREFIX: prefix,
               MASTER_KEY: masterKey,
@@ -334,6 +339,12 @@ async function main(): Promise<number> {
     while (performance.now() < drainUntil && [...bench.sent.values()].some((r) => r.processedAt !== undefined && r.receivedAt === undefined)) await sleep(50);
 
     const all = [...bench.sent.values()].filter((r) => r.processedAt !== undefined);
+    if (o.profile) {
+      const hrOffsetUs = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
+      const [fromUs, toUs] = [hrOffsetUs + measureFrom * 1000, hrOffsetUs + until * 1000].map(Math.round);
+      say(`CPU profiles go to bench/out/prof-bosh-${tag}/ when the nodes stop; summarise the measured window with:`);
+      say(`  node --import tsx bench/lib/profile.ts bench/out/prof-bosh-${tag}/FILE.cpuprofile ${fromUs} ${toUs}`);
+    }
     const measured = all.filter((r) => r.measured);
     const delivered = measured.filter((r) => r.receivedAt !== undefined);
     const lost = all.filter((r) => r.receivedAt === undefined).length;

@@ -3,12 +3,16 @@ import { decodeCursor, encodeCursor, type Batch, type Streams } from '../core/st
 import type { ParkingLot } from './parking.js';
 
 /**
- * A user's events after a position, as long-poll and BOSH answer them: from the events their
- * wake-ups carried when those cover everything up to the known head, else from the database.
+ * A user's events after a position, as long-poll and BOSH answer them: nothing when this node
+ * knows the stream ends there, from the events their wake-ups carried when those cover everything
+ * up to the known head, else from the database.
  * A database read made while the user's channel is live here also refreshes the known head.
  */
 export async function readFrom(streams: Streams, lot: ParkingLot, user: Principal, after: number, head?: number): Promise<Batch> {
-  const known = Math.max(head ?? 0, lot.knownHead(user.id) ?? 0);
+  const trusted = lot.knownHead(user.id);
+  const known = Math.max(head ?? 0, trusted ?? 0);
+  // Known up to date (BOSH looks at the stream on every request): nothing to read.
+  if (trusted !== null && known <= after) return streams.empty(after);
   if (known > after) {
     const events = lot.cached(user.id, after, known);
     if (events) {
