@@ -23,8 +23,11 @@ const ECHO_DEFER_MS = 1_000;
  * should have published it is noticed at the next check, at most this long after the last one.
  */
 const TRUST_MS = 10_000;
-/** Carried events a slot keeps, by stream position (a woken poll answers from them). */
-const RECENT_MAX = 64;
+/**
+ * Carried events a slot keeps, by stream position (a woken poll answers from them); those a
+ * device of the user acknowledged here are dropped sooner (a lagging device reads the database).
+ */
+const RECENT_MAX = 32;
 
 /** Why a parked request stopped waiting. */
 export type WaitOutcome =
@@ -183,8 +186,8 @@ export class ParkingLot {
     const slot = this.slots.get(userId);
     if (!slot?.isLive) return;
     slot.head = Math.max(slot.head, head);
-    slot.acked = Math.max(slot.acked, acked);
     slot.verifiedAt = this.now();
+    this.markAcked(userId, acked);
   }
 
   /** The user's stream head if it is known here without asking the database (see TRUST_MS), else null. */
@@ -202,7 +205,9 @@ export class ParkingLot {
   /** This node acknowledged the user's stream up to seq. */
   markAcked(userId: number, seq: number): void {
     const slot = this.slots.get(userId);
-    if (slot) slot.acked = Math.max(slot.acked, seq);
+    if (!slot) return;
+    slot.acked = Math.max(slot.acked, seq);
+    for (const pos of slot.recent.keys()) if (pos <= slot.acked) slot.recent.delete(pos);
   }
 
   /** The carried events for positions after+1 … head, when every one of them came with its wake-up; else null. */

@@ -58,6 +58,11 @@ describe('parking lot: wake-ups that carry their entry', () => {
     expect(lot.cached(USER, 1, 4)).to.equal(null); // position 4 must be read
     expect(lot.cached(USER, 3, 3)).to.equal(null); // nothing new
     expect(lot.head(USER)).to.equal(4);
+    await publish(5, e(5));
+    await settle();
+    lot.markAcked(USER, 4); // a device confirmed up to 4: older carried events are dropped
+    expect(lot.cached(USER, 4, 5)).to.deep.equal([e(5)]);
+    expect(lot.cached(USER, 1, 3)).to.equal(null);
   });
 
   it('trusts a head read while the channel is live for a while, moves it with wake-ups, and forgets it after a pub/sub gap', async () => {
