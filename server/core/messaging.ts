@@ -135,6 +135,12 @@ export class Messaging {
 
   /** The direct conversation with another user, created when missing. */
   async openDirect(me: Principal, rawName: unknown): Promise<{ conversation: ConversationView; created: boolean }> {
+    const { id, created } = await this.directId(me, rawName);
+    return { conversation: (await this.views(me, [id]))[0]!, created };
+  }
+
+  /** The id of the direct conversation with another user, created when missing (no view: BOSH only needs the id). */
+  async directId(me: Principal, rawName: unknown): Promise<{ id: string; created: boolean }> {
     const name = normaliseName(rawName);
     if (name === me.name) throw errors.badRequest('a direct conversation needs another user', 'self_conversation');
     const other = await this.store.userByName(name);
@@ -159,7 +165,7 @@ export class Messaging {
       }
       conv = await this.store.directConversation(me.id, otherId);
     }
-    return { conversation: (await this.views(me, [conv!.id]))[0]!, created };
+    return { id: conv!.id, created };
   }
 
   /** Create a group with me and the named members. */
@@ -302,6 +308,16 @@ export class Messaging {
       unread: r.unread,
       last_message: rendered.get(r.id) ?? null,
     }));
+  }
+
+  /** The kinds of some conversations (unknown ids left out), from this node's cache or the database. */
+  async kindsOf(ids: readonly string[]): Promise<Map<string, 'direct' | 'group'>> {
+    const out = new Map<string, 'direct' | 'group'>();
+    for (const id of new Set(ids)) {
+      const meta = await this.metaOf(id);
+      if (meta) out.set(id, meta.kind);
+    }
+    return out;
   }
 
   /** Views of some conversations (for events and creation answers), whether or not I am still a member. */

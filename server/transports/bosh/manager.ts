@@ -424,7 +424,7 @@ export class BoshManager {
         this.cacheKind(c.id, c.kind);
       }
     }
-    if (unknown.size) for (const v of await this.d.core.messaging.views(me, [...unknown])) this.cacheKind(v.id, v.kind);
+    if (unknown.size) for (const [id, kind] of await this.d.core.messaging.kindsOf([...unknown])) this.cacheKind(id, kind);
     const ctx = {
       domain: this.d.domain,
       me: `${me.name}@${this.d.domain}/${s.resource ?? ''}`,
@@ -558,11 +558,11 @@ export class BoshManager {
     const key = `${me.id} ${to.name}`;
     const cached = this.directs.get(key);
     if (cached) return cached;
-    const { conversation } = await this.d.core.messaging.openDirect(me, to.name);
+    const { id } = await this.d.core.messaging.directId(me, to.name);
     if (this.directs.size >= DIRECT_CACHE_MAX) this.directs.clear();
-    this.directs.set(key, conversation.id);
-    this.cacheKind(conversation.id, 'direct');
-    return conversation.id;
+    this.directs.set(key, id);
+    this.cacheKind(id, 'direct');
+    return id;
   }
 
   /** Send decided answers: local ones now, others through their node's channel. */
