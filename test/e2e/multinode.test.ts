@@ -11,12 +11,13 @@ describe('several nodes behind a load balancer that is not sticky', function () 
     [A, B] = [suite.url(0), suite.url(1)];
   });
 
-  async function pair() {
-    const alice = await register(A, 'alice');
-    const bob = await register(B, 'bob');
-    const conv = (await as(A, alice).post('/api/conversations').send({ with: bob.name }).expect(201)).body.conversation;
-    await pollEvents(A, alice);
-    await pollEvents(B, bob);
+  /** alice on node a, bob on node b, their direct conversation, both streams read once. */
+  async function pair(a = A, b = B) {
+    const alice = await register(a, 'alice');
+    const bob = await register(b, 'bob');
+    const conv = (await as(a, alice).post('/api/conversations').send({ with: bob.name }).expect(201)).body.conversation;
+    await pollEvents(a, alice);
+    await pollEvents(b, bob);
     return { alice, bob, conv };
   }
 
@@ -80,10 +81,7 @@ describe('several nodes behind a load balancer that is not sticky', function () 
     const doomed = await startStack({ backend: 'real', nodes: 2 });
     try {
       const [X, Y] = doomed.nodes.map((n) => n.url) as [string, string];
-      const alice = await register(X, 'alice');
-      const bob = await register(Y, 'bob');
-      const conv = (await as(X, alice).post('/api/conversations').send({ with: bob.name }).expect(201)).body.conversation;
-      await pollEvents(Y, bob);
+      const { alice, bob, conv } = await pair(X, Y);
       const nodeX = doomed.nodes[0]!;
       nodeX.deps.core.notifier.wake = () => undefined; // the process dies after COMMIT, before PUBLISH
       const parked = pollEvents(Y, bob, 2);
@@ -127,9 +125,7 @@ describe('several nodes behind a load balancer that is not sticky', function () 
     const doomed = await startStack({ backend: 'real', nodes: 2 });
     try {
       const [X, Y] = doomed.nodes.map((n) => n.url) as [string, string];
-      const alice = await register(X, 'alice');
-      const bob = await register(Y, 'bob');
-      const conv = (await as(X, alice).post('/api/conversations').send({ with: bob.name }).expect(201)).body.conversation;
+      const { alice, bob, conv } = await pair(X, Y);
       await pollEvents(Y, bob, 1); // Y now knows bob's head (and will trust it for a while)
       doomed.nodes[0]!.deps.core.notifier.wake = () => undefined; // X dies after COMMIT, before PUBLISH
       const sent = await as(X, alice).post(`/api/conversations/${conv.id}/messages`).send({ text: 'late' }).expect(201);
