@@ -94,12 +94,21 @@ export class Messaging {
     if (singles.size === 0) return events;
     const bySeq = new Map<string, StoredMessage>();
     for (const o of outcomes) if (o.ok && o.created) bySeq.set(`${o.message.conversationId} ${o.message.seq}`, o.message);
+    // Every member but the sender sees a message alike: one event per message serves them all
+    // (and the notifier serialises it once).
+    const forOthers = new Map<string, Record<string, unknown>>();
     for (const [userId, s] of singles) {
       const m = bySeq.get(`${s.conversationId} ${s.msgSeq}`);
       const text = m && this.texts.get(m.id);
       const conv = m && this.meta.get(m.conversationId);
       if (!m || text === undefined || !conv) continue;
-      events.set(userId, { type: 'message', message: viewOf(m, text, userId, conv.kind, []) });
+      if (userId === m.senderId) {
+        events.set(userId, { type: 'message', message: viewOf(m, text, userId, conv.kind, []) });
+        continue;
+      }
+      let event = forOthers.get(m.id);
+      if (!event) forOthers.set(m.id, (event = { type: 'message', message: viewOf(m, text, userId, conv.kind, []) }));
+      events.set(userId, event);
     }
     return events;
   }

@@ -74,11 +74,18 @@ export class Notifier {
   wake(heads: Heads, echoes?: Echoes, events?: ReadonlyMap<number, Record<string, unknown>>): void {
     if (heads.size === 0) return;
     const at = this.now();
+    const serialised = new Map<Record<string, unknown>, string | undefined>(); // an event shared by many users: once
     const items = [...heads].map(([userId, head]) => {
       const echo = echoes?.get(userId);
       const event = events?.get(userId);
-      let json = event === undefined ? undefined : JSON.stringify(event);
-      if (json !== undefined && json.length > CARRY_MAX_BYTES) json = undefined;
+      let json: string | undefined;
+      if (event !== undefined) {
+        if (!serialised.has(event)) {
+          const text = JSON.stringify(event);
+          serialised.set(event, text.length > CARRY_MAX_BYTES ? undefined : text);
+        }
+        json = serialised.get(event);
+      }
       return [userChannel(userId), encodeHead(head, at, echo?.head === head ? echo.device : undefined, json)] as const;
     });
     this.bus.publishMany(items).catch((err: unknown) => this.log.warn({ err }, 'wake-up publish failed'));

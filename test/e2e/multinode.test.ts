@@ -121,6 +121,26 @@ describe('several nodes behind a load balancer that is not sticky', function () 
     expect(again.body.events.filter((e: any) => e.type === 'receipt')).to.deep.include(events);
   });
 
+  it('a group message carried to several parked members shows each of them what a read of their stream gives', async () => {
+    const alice = await register(A, 'alice');
+    const bob = await register(B, 'bob');
+    const carol = await register(B, 'carol');
+    const group = (await as(A, alice).post('/api/conversations').send({ title: 'Crew', members: [bob.name, carol.name] }).expect(201))
+      .body.conversation;
+    await new Promise((r) => setTimeout(r, 2000)); // presence news settles
+    for (const u of [bob, carol]) await pollEvents(B, u);
+    const since = [bob.cursor!, carol.cursor!];
+    const parked = [pollEvents(B, bob, 20), pollEvents(B, carol, 20)];
+    await new Promise((r) => setTimeout(r, 300));
+    await as(A, alice).post(`/api/conversations/${group.id}/messages`).send({ text: 'all aboard', client_id: 'g1' }).expect(201);
+    const [forBob, forCarol] = await Promise.all(parked);
+    expect(forBob).to.deep.equal(forCarol);
+    expect(forBob[0]!.message).to.deep.include({ text: 'all aboard', from: alice.name });
+    expect(forBob[0]!.message).to.not.have.property('client_id');
+    const replay = await as(B, carol).get(`/api/events?since=${since[1]}&wait=0`).expect(200);
+    expect(forCarol).to.deep.equal(replay.body.events);
+  });
+
   it('a wake-up lost with its node delays a parked poll on a node that trusts its known head, but never loses the message', async () => {
     const doomed = await startStack({ backend: 'real', nodes: 2 });
     try {
