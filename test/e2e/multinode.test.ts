@@ -127,8 +127,20 @@ describe('several nodes behind a load balancer that is not sticky', function () 
     const carol = await register(B, 'carol');
     const group = (await as(A, alice).post('/api/conversations').send({ title: 'Crew', members: [bob.name, carol.name] }).expect(201))
       .body.conversation;
-    await new Promise((r) => setTimeout(r, 2000)); // presence news settles
-    for (const u of [bob, carol]) await pollEvents(B, u);
+    // bob's and carol's first requests bring them online: let each see the news of the two others
+    // coming online before parking, or that news (not the message) may be what wakes them
+    const unseenBy = new Map([
+      [bob, new Set([alice.name, carol.name])],
+      [carol, new Set([alice.name, bob.name])],
+    ]);
+    const see = (u: typeof bob, events: Array<Record<string, any>>) => {
+      for (const e of events) if (e.type === 'presence' && e.online) unseenBy.get(u)!.delete(e.user);
+    };
+    for (const u of [bob, carol]) see(u, await pollEvents(B, u));
+    for (const [u, unseen] of unseenBy) {
+      for (let i = 0; i < 10 && unseen.size > 0; i++) see(u, await pollEvents(B, u, 3));
+      expect([...unseen], `presence news ${u.name} never got`).to.deep.equal([]);
+    }
     const since = [bob.cursor!, carol.cursor!];
     const parked = [pollEvents(B, bob, 20), pollEvents(B, carol, 20)];
     await new Promise((r) => setTimeout(r, 300));
