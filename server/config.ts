@@ -46,6 +46,8 @@ const schema = z.object({
   PRESENCE_TIMEOUT: int(1, 3600).default(60),
   /** Origins allowed to call the API and BOSH cross-origin; `*` for any. */
   CORS_ORIGINS: z.string().default('*'),
+  /** Move messages older than this many days out of the table into sealed archive blobs, hourly; unset: never automatically. */
+  ARCHIVE_AFTER_DAYS: int(1, 36_500).optional(),
 });
 
 export type Config = {
@@ -71,6 +73,7 @@ export type Config = {
   s3: { bucket: string; endpoint: string | undefined; region: string } | undefined;
   corsOrigins: string[] | '*';
   presenceTimeoutMs: number;
+  archiveAfterDays: number | undefined;
 };
 
 /** Read and validate the configuration; throws one Error listing every bad variable. */
@@ -114,6 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     uploadsPerMinute: e.UPLOADS_PER_MINUTE,
     s3: e.S3_BUCKET ? { bucket: e.S3_BUCKET, endpoint: e.S3_ENDPOINT, region: e.S3_REGION } : undefined,
     presenceTimeoutMs: e.PRESENCE_TIMEOUT * 1000,
+    archiveAfterDays: e.ARCHIVE_AFTER_DAYS,
     corsOrigins: e.CORS_ORIGINS === '*' ? '*' : e.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
   };
 }

@@ -95,6 +95,8 @@ export async function assemble(
   const core = new Core({
     store,
     bus,
+    blobs,
+    archiveAfterMs: config.archiveAfterDays === undefined ? undefined : config.archiveAfterDays * 86_400_000,
     masterKey: opts.masterKey ?? resolveMasterKey(config, log),
     nodeId: config.nodeId,
     log,

@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
+import type { Blobs } from '../blobs/blobs.js';
 import { Accounts } from './accounts.js';
+import { Archive } from './archive.js';
 import { Keyring } from './keys.js';
 import { Messaging } from './messaging.js';
 import { Notifier } from './notifier.js';
@@ -16,10 +18,16 @@ export class Core {
   readonly messaging: Messaging;
   readonly streams: Streams;
   readonly presence: Presence;
+  readonly archive: Archive;
+  private readonly archiveAfterMs: number | undefined;
 
   constructor(opts: {
     store: Store;
     bus: Bus;
+    /** Blob storage: archive chunks live there. */
+    blobs: Blobs;
+    /** Archive messages older than this, hourly (ARCHIVE_AFTER_DAYS); unset: only `npm run archive` does. */
+    archiveAfterMs?: number;
     masterKey: Buffer;
     nodeId: string;
     log: Logger;
@@ -29,7 +37,9 @@ export class Core {
     this.accounts = new Accounts(opts.store, opts.bus);
     this.keys = new Keyring(opts.masterKey);
     this.notifier = new Notifier(opts.bus, opts.log);
-    this.messaging = new Messaging(opts.store, this.keys, this.notifier, opts.log, opts.onSent);
+    this.archive = new Archive(opts.store, opts.blobs, this.keys, opts.log.child({ module: 'archive' }));
+    this.archiveAfterMs = opts.archiveAfterMs;
+    this.messaging = new Messaging(opts.store, this.keys, this.notifier, this.archive, opts.log, opts.onSent);
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
   }
@@ -38,10 +48,12 @@ export class Core {
   async start(holding?: () => Iterable<number>): Promise<void> {
     await this.accounts.start();
     this.presence.start(holding);
+    if (this.archiveAfterMs !== undefined) this.archive.start(this.archiveAfterMs);
   }
 
   /** Stop background work and flush what is pending. */
   async stop(): Promise<void> {
+    await this.archive.stop();
     await this.presence.stop();
     await this.accounts.stop();
   }

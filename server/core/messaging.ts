@@ -6,6 +6,7 @@ import { normaliseName } from './accounts.js';
 import { errors } from './errors.js';
 import { GroupCommit } from './group-commit.js';
 import { receiptEvents } from './receipts.js';
+import type { Archive } from './archive.js';
 import type { Keyring } from './keys.js';
 import type { Notifier } from './notifier.js';
 import type { NewMessage, SendOutcome, Singles } from '../store/store.js';
@@ -73,6 +74,8 @@ export class Messaging {
     private readonly store: Store,
     private readonly keys: Keyring,
     private readonly notifier: Notifier,
+    /** Old messages moved out of the table; history and stream replays read through it. */
+    readonly archive: Archive,
     log: Logger,
     private readonly onSent: (n: number) => void = () => undefined,
   ) {
@@ -274,14 +277,14 @@ export class Messaging {
     return { message: view!, created: outcome.created };
   }
 
-  /** A page of history: at most limit messages with seq < before, oldest first. */
+  /** A page of history: at most limit messages with seq < before, oldest first, archived ones included. */
   async history(me: Principal, conversationId: unknown, rawBefore: unknown, rawLimit: unknown): Promise<MessageView[]> {
     const conv = await this.requireMember(conversationId, me);
     const before = rawBefore === undefined || rawBefore === '' ? Number.MAX_SAFE_INTEGER : Number(rawBefore);
     if (!Number.isSafeInteger(before) || before < 0) throw errors.badRequest('before must be a sequence number', 'bad_before');
     const limit = rawLimit === undefined || rawLimit === '' ? HISTORY_DEFAULT : Number(rawLimit);
     if (!Number.isInteger(limit) || limit < 1) throw errors.badRequest('limit must be a positive integer', 'bad_limit');
-    const rows = await this.store.history(conv.id, before, Math.min(limit, HISTORY_MAX));
+    const rows = await this.archive.history(conv.id, before, Math.min(limit, HISTORY_MAX));
     return this.renderMessages(me, rows);
   }
 

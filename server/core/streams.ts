@@ -98,9 +98,19 @@ export class Streams {
   }
 
   private async render(user: Principal, entries: readonly StreamEntry[]): Promise<Array<Record<string, unknown>>> {
+    // A replay from an old cursor may reach entries whose message has since been archived
+    const archived = await this.messaging.archive.find(
+      entries.flatMap((e) =>
+        e.type === 'message' && !e.message && e.conversationId && e.msgSeq !== null ? [{ conversationId: e.conversationId, seq: e.msgSeq }] : [],
+      ),
+    );
+    const messageOf = (e: StreamEntry) => e.message ?? archived.get(`${e.conversationId} ${e.msgSeq}`) ?? null;
     const messages = await this.messaging.renderMessages(
       user,
-      entries.flatMap((e) => (e.message ? [e.message] : [])),
+      entries.flatMap((e) => {
+        const m = messageOf(e);
+        return m ? [m] : [];
+      }),
     );
     const byId = new Map(messages.map((m) => [m.id, m]));
     const convIds = entries.filter((e) => e.type === 'conversation' && e.conversationId).map((e) => e.conversationId!);
@@ -109,7 +119,8 @@ export class Streams {
     for (const e of entries) {
       switch (e.type) {
         case 'message': {
-          const m = e.message && byId.get(e.message.id);
+          const stored = messageOf(e);
+          const m = stored && byId.get(stored.id);
           if (m) out.push({ type: 'message', message: m });
           break;
         }

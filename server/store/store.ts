@@ -44,6 +44,9 @@ export interface StreamEntry {
   conversationId: string | null;
   payload: Record<string, unknown> | null;
   createdAt: Date;
+  /** For a message entry: the message's seq in its conversation (also when the row was archived). */
+  msgSeq: number | null;
+  /** The message row; null for a message entry whose message was moved to the archive. */
   message: StoredMessage | null;
 }
 
@@ -154,6 +157,28 @@ function toMessage(r: MessageRow): StoredMessage {
 }
 
 /** The key of the one direct conversation of a pair. */
+/** A range of a conversation's messages moved from the table into a sealed blob. */
+export interface ArchiveChunk {
+  conversationId: string;
+  fromSeq: number;
+  toSeq: number;
+  blobKey: string;
+}
+
+interface ArchiveRow {
+  conversation_id: string;
+  from_seq: number;
+  to_seq: number;
+  blob_key: string;
+}
+
+function toChunk(r: ArchiveRow): ArchiveChunk {
+  return { conversationId: r.conversation_id, fromSeq: Number(r.from_seq), toSeq: Number(r.to_seq), blobKey: r.blob_key };
+}
+
+/** Thrown inside commitArchive's transaction to roll it back when another node got there first. */
+class RaceLost extends Error {}
+
 export function directKey(a: number, b: number): string {
   return a < b ? `${a}:${b}` : `${b}:${a}`;
 }
@@ -525,6 +550,85 @@ export class Store {
     return rows.map(toMessage).reverse();
   }
 
+  // ---- archive --------------------------------------------------------------------------
+
+  /**
+   * Conversations whose oldest message in the table may leave it: sent before `cutoff`, read by
+   * every member but its sender, and not the last message (conversation lists show it). One
+   * primary-key probe per conversation.
+   */
+  async archivable(cutoff: Date): Promise<Array<{ id: string; wrappedKey: Buffer; lastSeq: number }>> {
+    const rows = await this.db.query<{ id: string; wrapped_key: unknown; last_seq: number }>(
+      `SELECT c.id, c.wrapped_key, c.last_seq FROM conversations c
+       JOIN LATERAL (SELECT m.seq, m.sent_at, m.sender_id FROM messages m WHERE m.conversation_id = c.id ORDER BY m.seq LIMIT 1) o
+         ON o.sent_at < $1 AND o.seq < c.last_seq
+       WHERE NOT EXISTS (SELECT 1 FROM members x WHERE x.conversation_id = c.id AND x.user_id <> o.sender_id AND x.read_seq < o.seq)
+       ORDER BY c.id`,
+      [cutoff],
+    );
+    return rows.map((r) => ({ id: r.id, wrappedKey: toBuffer(r.wrapped_key), lastSeq: Number(r.last_seq) }));
+  }
+
+  /** The oldest messages of a conversation still in the table, oldest first, at most limit. */
+  async oldestMessages(conversationId: string, limit: number): Promise<StoredMessage[]> {
+    const rows = await this.db.query<MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users su ON su.id = m.sender_id
+       WHERE m.conversation_id = $1 ORDER BY m.seq LIMIT $2`,
+      [conversationId, limit],
+    );
+    return rows.map(toMessage);
+  }
+
+  /**
+   * Record an archive chunk (its blob already stored) and delete its messages from the table, in
+   * one transaction. False, with nothing changed, when the table no longer holds exactly `count`
+   * messages in the range (another node archived them first).
+   */
+  async commitArchive(chunk: ArchiveChunk, count: number): Promise<boolean> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const gone = await tx.query<{ n: number }>(
+          `WITH d AS (DELETE FROM messages WHERE conversation_id = $1 AND seq BETWEEN $2 AND $3 RETURNING 1)
+           SELECT count(*)::int AS n FROM d`,
+          [chunk.conversationId, chunk.fromSeq, chunk.toSeq],
+        );
+        if (Number(gone[0]?.n) !== count) throw new RaceLost();
+        const added = await tx.query(
+          `INSERT INTO archives (conversation_id, from_seq, to_seq, blob_key) VALUES ($1, $2, $3, $4)
+           ON CONFLICT DO NOTHING RETURNING 1`,
+          [chunk.conversationId, chunk.fromSeq, chunk.toSeq, chunk.blobKey],
+        );
+        if (added.length !== 1) throw new RaceLost();
+        return true;
+      });
+    } catch (err) {
+      if (err instanceof RaceLost) return false;
+      throw err;
+    }
+  }
+
+  /** Archive chunks of a conversation starting before `before`, newest first, at most limit. */
+  async archivesBefore(conversationId: string, before: number, limit: number): Promise<ArchiveChunk[]> {
+    const rows = await this.db.query<ArchiveRow>(
+      `SELECT conversation_id, from_seq, to_seq, blob_key FROM archives
+       WHERE conversation_id = $1 AND from_seq < $2 ORDER BY from_seq DESC LIMIT $3`,
+      [conversationId, before, limit],
+    );
+    return rows.map(toChunk);
+  }
+
+  /** The archive chunks holding some messages, each chunk once. */
+  async archivesHolding(messages: ReadonlyArray<{ conversationId: string; seq: number }>): Promise<ArchiveChunk[]> {
+    if (messages.length === 0) return [];
+    const rows = await this.db.query<ArchiveRow>(
+      `SELECT DISTINCT a.conversation_id, a.from_seq, a.to_seq, a.blob_key
+       FROM archives a JOIN unnest($1::text[], $2::bigint[]) AS w(c, s)
+         ON a.conversation_id = w.c AND w.s BETWEEN a.from_seq AND a.to_seq`,
+      [messages.map((m) => m.conversationId), messages.map((m) => m.seq)],
+    );
+    return rows.map(toChunk);
+  }
+
   // ---- streams --------------------------------------------------------------------------
 
   /**
@@ -584,6 +688,7 @@ export class Store {
       conversation_id: string | null;
       payload: Record<string, unknown> | null;
       created_at: Date;
+      entry_msg_seq: number | null;
       m_id: string | null;
       msg_seq: number | null;
       sender_id: number | null;
@@ -593,7 +698,7 @@ export class Store {
       client_id: string | null;
       attachment: unknown;
     }>(
-      `SELECT e.seq, e.type, e.conversation_id, e.payload, e.created_at, m.id AS m_id, m.seq AS msg_seq, m.sender_id,
+      `SELECT e.seq, e.type, e.conversation_id, e.payload, e.created_at, e.msg_seq AS entry_msg_seq, m.id AS m_id, m.seq AS msg_seq, m.sender_id,
          su.name AS sender_name, m.sent_at, m.body, m.client_id, m.attachment
        FROM events e
        LEFT JOIN messages m ON e.type = 'message' AND m.conversation_id = e.conversation_id AND m.seq = e.msg_seq
@@ -607,6 +712,7 @@ export class Store {
       conversationId: r.conversation_id,
       payload: r.payload,
       createdAt: r.created_at,
+      msgSeq: r.entry_msg_seq === null ? null : Number(r.entry_msg_seq),
       message:
         r.m_id === null
           ? null
