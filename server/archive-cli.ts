@@ -23,7 +23,7 @@ if (!Number.isFinite(days) || days < 0) {
 const db = await openDatabase(config, log);
 const blobs = await openBlobs(config);
 try {
-  const archive = new Archive(new Store(db), blobs, new Keyring(resolveMasterKey(config, log)), log);
+  const archive = new Archive(new Store(db), blobs, new Keyring(resolveMasterKey(config, log), config.previousMasterKeys), log);
   const report = await archive.run(new Date(Date.now() - days * 86_400_000));
   log.info({ ...report, days }, 'archive run done');
 } finally {

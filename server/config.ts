@@ -19,6 +19,8 @@ const schema = z.object({
   /** Prefix of every Redis key and channel (tests give each run its own). */
   REDIS_PREFIX: z.string().max(64).default('parley:'),
   MASTER_KEY: z.string().optional(),
+  /** Master keys being rotated away from, comma-separated: they only unwrap keys not yet re-wrapped. */
+  MASTER_KEY_PREVIOUS: z.string().optional(),
   DATA_DIR: z.string().default('./data'),
   BLOB_DIR: z.string().optional(),
   NODE_ID: z.string().min(1).max(128).default(`${hostname()}-${process.pid}`),
@@ -57,6 +59,7 @@ export type Config = {
   redisUrl: string | undefined;
   redisPrefix: string;
   masterKey: string | undefined;
+  previousMasterKeys: Buffer[];
   dataDir: string;
   blobDir: string;
   nodeId: string;
@@ -92,6 +95,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       lines.push(`  MASTER_KEY: ${(err as Error).message}`);
     }
   }
+  const previous = (cleaned['MASTER_KEY_PREVIOUS'] ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  const previousMasterKeys: Buffer[] = [];
+  for (const [i, k] of previous.entries()) {
+    try {
+      previousMasterKeys.push(parseMasterKey(k));
+    } catch (err) {
+      lines.push(`  MASTER_KEY_PREVIOUS: key ${i + 1}: ${(err as Error).message}`);
+    }
+  }
   if (!parsed.success || lines.length > 0) throw new Error(`invalid configuration:\n${lines.join('\n')}`);
   const e = parsed.data;
   const dataDir = path.resolve(e.DATA_DIR);
@@ -102,6 +114,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     masterKey: e.MASTER_KEY,
+    previousMasterKeys,
     dataDir,
     blobDir: path.resolve(e.BLOB_DIR ?? path.join(dataDir, 'blobs')),
     nodeId: e.NODE_ID,

@@ -98,6 +98,7 @@ export async function assemble(
     blobs,
     archiveAfterMs: config.archiveAfterDays === undefined ? undefined : config.archiveAfterDays * 86_400_000,
     masterKey: opts.masterKey ?? resolveMasterKey(config, log),
+    previousMasterKeys: config.previousMasterKeys,
     nodeId: config.nodeId,
     log,
     presenceTimeoutMs: config.presenceTimeoutMs,

@@ -29,13 +29,15 @@ export class Core {
     /** Archive messages older than this, hourly (ARCHIVE_AFTER_DAYS); unset: only `npm run archive` does. */
     archiveAfterMs?: number;
     masterKey: Buffer;
+    /** Master keys being rotated away from (MASTER_KEY_PREVIOUS). */
+    previousMasterKeys?: readonly Buffer[];
     nodeId: string;
     log: Logger;
     presenceTimeoutMs?: number;
     onSent?: (n: number) => void;
   }) {
     this.accounts = new Accounts(opts.store, opts.bus);
-    this.keys = new Keyring(opts.masterKey);
+    this.keys = new Keyring(opts.masterKey, opts.previousMasterKeys);
     this.notifier = new Notifier(opts.bus, opts.log);
     this.archive = new Archive(opts.store, opts.blobs, this.keys, opts.log.child({ module: 'archive' }));
     this.archiveAfterMs = opts.archiveAfterMs;

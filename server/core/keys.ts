@@ -9,7 +9,14 @@ const CACHE_LIMIT = 10_000;
  */
 export class Keyring {
   private readonly cache = new Map<string, Buffer>();
-  constructor(private readonly master: Buffer) {}
+  /**
+   * `master` wraps new keys; `previous` master keys (MASTER_KEY_PREVIOUS, during a rotation) only
+   * unwrap keys that `npm run rotate-master-key` has not re-wrapped yet.
+   */
+  constructor(
+    private readonly master: Buffer,
+    private readonly previous: readonly Buffer[] = [],
+  ) {}
 
   /** A new data key for a conversation, and its wrapped form to store. */
   create(conversationId: string): { key: Buffer; wrapped: Buffer } {
@@ -22,9 +29,29 @@ export class Keyring {
   key(conversationId: string, wrapped: Buffer): Buffer {
     const hit = this.cache.get(conversationId);
     if (hit) return hit;
-    const key = unwrapKey(this.master, wrapped, conversationId);
+    const key = this.unwrap(conversationId, wrapped).key;
     this.remember(conversationId, key);
     return key;
+  }
+
+  /**
+   * The wrapped form under the current master key of a key wrapped under a previous one; null when
+   * it already is under the current one. The data key itself never changes (no message is touched).
+   */
+  rewrap(conversationId: string, wrapped: Buffer): Buffer | null {
+    const { key, current } = this.unwrap(conversationId, wrapped);
+    return current ? null : wrapKey(this.master, key, conversationId);
+  }
+
+  private unwrap(conversationId: string, wrapped: Buffer): { key: Buffer; current: boolean } {
+    for (const [i, master] of [this.master, ...this.previous].entries()) {
+      try {
+        return { key: unwrapKey(master, wrapped, conversationId), current: i === 0 };
+      } catch {
+        // not this master key: try the next
+      }
+    }
+    throw new Error(`the key of conversation ${conversationId} opens with neither MASTER_KEY nor MASTER_KEY_PREVIOUS`);
   }
 
   /** Seal a message text; the aad binds it to its conversation and message id. */

@@ -550,6 +550,21 @@ export class Store {
     return rows.map(toMessage).reverse();
   }
 
+  /** Conversations' wrapped keys in id order, after `afterId`, at most limit (for key rotation). */
+  async wrappedKeys(afterId: string, limit: number): Promise<Array<{ id: string; wrappedKey: Buffer }>> {
+    const rows = await this.db.query<{ id: string; wrapped_key: unknown }>(
+      'SELECT id, wrapped_key FROM conversations WHERE id > $1 ORDER BY id LIMIT $2',
+      [afterId, limit],
+    );
+    return rows.map((r) => ({ id: r.id, wrappedKey: toBuffer(r.wrapped_key) }));
+  }
+
+  /** Replace a conversation's wrapped key if it is still `before`; false when it changed meanwhile. */
+  async replaceWrappedKey(id: string, before: Buffer, after: Buffer): Promise<boolean> {
+    const rows = await this.db.query('UPDATE conversations SET wrapped_key = $3 WHERE id = $1 AND wrapped_key = $2 RETURNING 1', [id, before, after]);
+    return rows.length === 1;
+  }
+
   // ---- archive --------------------------------------------------------------------------
 
   /**
