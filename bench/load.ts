@@ -53,6 +53,7 @@ function options() {
     options: {
       users: { type: 'string', default: '1000' },
       senders: { type: 'string', default: '50' },
+      rate: { type: 'string', default: '0' },
       seconds: { type: 'string', default: '20' },
       warmup: { type: 'string', default: '2' },
       wait: { type: 'string', default: '20' },
@@ -93,6 +94,8 @@ function options() {
   const o = {
     users: num('users', 2, 20000),
     senders: num('senders', 1, 1000),
+    /** Messages per second offered in all (open loop); 0: closed loop. */
+    rate: num('rate', 0, 100_000),
     seconds: num('seconds', 1, 300),
     warmup: num('warmup', 0, 60),
     wait: num('wait', 1, 25),
@@ -354,8 +357,8 @@ async function main(): Promise<number> {
       // 100 ms: ~200 samples over 20 s, one cheap query each.
       void tablesFrom.then(() => watch.start(100));
     }, measureFrom - start);
-    say(`sending: ${o.senders} senders, ${o.warmup} s warm-up + ${o.seconds} s measured`);
-    await w.send(o.senders, until, measureFrom, o.maxMessages);
+    say(`sending: ${o.senders} senders${o.rate ? ` at ${o.rate} messages/s` : ''}, ${o.warmup} s warm-up + ${o.seconds} s measured`);
+    await w.send(o.senders, until, measureFrom, o.maxMessages, o.rate || undefined);
     clearTimeout(snapTimer);
     const pollsInWindow = w.polls - pollsFrom;
     const snapTo = snapshot(nodes, await watch.backendPids());
@@ -460,7 +463,7 @@ async function main(): Promise<number> {
     const ok = (b: boolean) => (b ? 'met' : 'MISSED');
     const lines = [
       '',
-      `Parley load: ${o.users} users (${o.users / 2} per node), ${o.senders} senders, ${o.seconds} s measured after ${o.warmup} s warm-up, server ${o.server}${o.nodeFlags.length ? ` with ${o.nodeFlags.join(' ')}` : ''}${o.profile ? ', PROFILING (slower)' : ''}, commit ${report.commit ?? '?'}`,
+      `Parley load: ${o.users} users (${o.users / 2} per node), ${o.senders} senders${o.rate ? ` offering ${o.rate} messages/s (open loop)` : ' (closed loop)'}, ${o.seconds} s measured after ${o.warmup} s warm-up, server ${o.server}${o.nodeFlags.length ? ` with ${o.nodeFlags.join(' ')}` : ''}${o.profile ? ', PROFILING (slower)' : ''}, commit ${report.commit ?? '?'}`,
       `  sent (201)              ${acked.length} in all, ${measured.length} measured (${report.sentPerSecond}/s)`,
       `  delivered               ${deliveredMeasured.length} measured = ${deliveredPerSecond} messages/s`,
       `  lost                    ${lost.length}   duplicates ${w.duplicates}   misdelivered ${w.misdelivered}   received without a 201 ${receivedUnacked}`,

@@ -296,20 +296,33 @@ export class Workload {
    * pair and direction and posts one message, the next only after the answer. Messages whose send
    * starts within [measureFrom, measureTo) count in the figures.
    */
-  async send(senders: number, until: number, measureFrom: number, maxMessages: number): Promise<void> {
+  /**
+   * Send until `until`. Closed loop by default: each of `senders` sends its next message when the
+   * last one is answered. With `rate`, open loop: messages are due at `rate` per second in all and
+   * taken by whichever sender is free (at most `senders` in flight); a message's latencies count
+   * from when it was due, so a server that falls behind shows it (no coordinated omission).
+   */
+  async send(senders: number, until: number, measureFrom: number, maxMessages: number, rate?: number): Promise<void> {
     this.measureFrom = measureFrom;
     this.measureTo = until;
-    const loops = Array.from({ length: senders }, () => this.senderLoop(until, maxMessages));
+    const pace = rate ? { start: performance.now(), every: 1000 / rate, next: 0 } : undefined;
+    const loops = Array.from({ length: senders }, () => this.senderLoop(until, maxMessages, pace));
     await Promise.all(loops);
   }
 
-  private async senderLoop(until: number, maxMessages: number): Promise<void> {
+  private async senderLoop(until: number, maxMessages: number, pace?: { start: number; every: number; next: number }): Promise<void> {
     const pairs = this.users.length / 2;
     while (performance.now() < until && this.counter < maxMessages) {
+      let t0 = performance.now();
+      if (pace) {
+        const due = pace.start + pace.next++ * pace.every;
+        if (due >= until) break;
+        if (due > t0) await sleep(due - t0);
+        t0 = due;
+      }
       const k = Math.floor(Math.random() * pairs);
       const s = this.users[2 * k + (Math.random() < 0.5 ? 0 : 1)]!;
       const id = `${this.opts.runTag}-${this.counter++}`;
-      const t0 = performance.now();
       const rec: Sent = { t0, sender: s.i, recipient: s.partner, conversation: s.conversation, measured: t0 >= this.measureFrom && t0 < this.measureTo };
       this.sent.set(id, rec); // before the POST: the recipient may hear of it before we hear the 201
       const body = { text: `${id} ${this.filler}`, client_id: id };
