@@ -203,14 +203,14 @@ class Bench {
   }
 }
 
-/** The newest long-poll report with this many users, for the side-by-side figures. */
+/** The newest closed-loop, unprofiled long-poll report with this many users, for the side-by-side figures. */
 function longPollReport(outDir: string, users: number): any | undefined {
   if (!existsSync(outDir)) return undefined;
   const files = readdirSync(outDir).filter((f) => f.startsWith('load-') && f.endsWith('.json')).sort().reverse();
   for (const f of files) {
     try {
       const r = JSON.parse(readFileSync(path.join(outDir, f), 'utf8'));
-      if (r.options?.users === users) return { file: f, ...r };
+      if (r.options?.users === users && !r.options?.rate && !r.options?.profile) return { file: f, ...r };
     } catch {
       /* a partial file */
     }
