@@ -210,12 +210,11 @@ export class RedisBus implements Bus {
     const ch = this.channels.get(name);
     if (!ch || !removeOne(ch.handlers, handler)) return;
     if (this.closed) return;
-    try {
-      await this.sync(name, ch);
-    } catch (err) {
-      // Harmless: messages on a channel without handlers are dropped; the next sync retries.
-      this.log.warn({ err, channel }, 'UNSUBSCRIBE failed');
-    }
+    // Harmless if it fails: messages on a channel without handlers are dropped; the next sync retries.
+    const done = this.sync(name, ch).catch((err: unknown) => this.log.warn({ err, channel }, 'UNSUBSCRIBE failed'));
+    // While Redis is away the UNSUBSCRIBE waits for a reconnect; callers (a shutdown among them)
+    // need not: the handler is already gone
+    if (this.sub.status === 'ready') await done;
   }
 
   onResume(listener: () => void): () => void {
@@ -392,6 +391,9 @@ function watch(redis: Redis, log: Logger): void {
 
 async function quit(redis: Redis): Promise<void> {
   if (redis.status === 'end') return;
+  // Not connected (Redis down): QUIT would wait in the offline queue through every reconnect
+  // attempt, holding a shutdown for seconds; drop the connection instead
+  if (redis.status !== 'ready') return void redis.disconnect();
   try {
     await redis.quit();
   } catch {

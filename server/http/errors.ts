@@ -41,7 +41,32 @@ function fromParser(err: { type?: string; status?: number }): AppError | null {
   }
 }
 
-/** The last middleware: every error becomes `{error: {code, message}}`; unknown ones are 500 and logged. */
+const OUTAGE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+// Postgres: shutting down, starting up, out of connections (class 08 is connection exceptions)
+const OUTAGE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+const OUTAGE_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|not queryable|Connection is closed|Stream isn't writeable|Reached the max retries/i;
+
+/**
+ * A failure of PostgreSQL or Redis (down, restarting, unreachable, out of connections) rather than
+ * of the request: the client should retry, and nothing it was told had succeeded is affected.
+ */
+export function isOutage(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  if (err instanceof AggregateError) return err.errors.some(isOutage); // every address of a host refused
+  const { code, name, message } = err as { code?: unknown; name?: unknown; message?: unknown };
+  if (typeof code === 'string' && (OUTAGE_CODES.has(code) || OUTAGE_STATES.has(code) || /^08[0-9A-Z]{3}$/.test(code))) return true;
+  if (name === 'MaxRetriesPerRequestError') return true;
+  return typeof message === 'string' && OUTAGE_MESSAGES.test(message);
+}
+
+/** Seconds a client is asked to wait before retrying after an outage. */
+const OUTAGE_RETRY_AFTER_S = 2;
+
+/**
+ * The last middleware: every error becomes `{error: {code, message}}`. An outage of the database
+ * or Redis is 503 with Retry-After; other unknown errors are 500 and logged.
+ */
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const known = err instanceof AppError ? err : fromParser(err as { type?: string; status?: number });
@@ -52,6 +77,12 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     if (known) {
       for (const [k, v] of Object.entries(known.headers)) res.setHeader(k, v);
       sendJson(res, known.status, { error: { code: known.code, message: known.message } });
+      return;
+    }
+    if (isOutage(err)) {
+      log.warn({ err, method: req.method, url: req.path }, 'a backing service is unavailable');
+      res.setHeader('Retry-After', String(OUTAGE_RETRY_AFTER_S));
+      sendJson(res, 503, { error: { code: 'unavailable', message: 'the database or Redis is unavailable; retry shortly' } });
       return;
     }
     log.error({ err, method: req.method, url: req.path }, 'unexpected error');
