@@ -144,8 +144,11 @@ export class RedisBus implements Bus {
     // Auto-pipelining: commands issued in the same tick (wake-ups, heartbeats, BOSH session steps
     // of many requests) go out in one socket write; on a loaded machine each write is a syscall
     // that costs more than the command.
-    const cmd = new Redis(opts.url, { lazyConnect: true, connectionName: 'parley-cmd', enableAutoPipelining: true });
-    const sub = new Redis(opts.url, { lazyConnect: true, connectionName: 'parley-sub' });
+    // A command waits through 3 reconnect attempts (~0.3 s), not ioredis's 20 (~10 s): while Redis
+    // is away, a request that needs it fails fast with 503 and the client retries.
+    const common = { lazyConnect: true, maxRetriesPerRequest: 3 };
+    const cmd = new Redis(opts.url, { ...common, connectionName: 'parley-cmd', enableAutoPipelining: true });
+    const sub = new Redis(opts.url, { ...common, connectionName: 'parley-sub' });
     watch(cmd, log.child({ conn: 'cmd' }));
     watch(sub, log.child({ conn: 'sub' }));
     try {

@@ -115,6 +115,17 @@ describe('outages of PostgreSQL and Redis', function () {
     expect(res.status).to.equal(201);
     const events = await pollEvents(suite.url(0), bob);
     expect(events.filter((e) => e.type === 'message').map((e) => e.message.text)).to.deep.equal(['while redis is down']);
+    // what needs Redis (contacts' presence) fails fast with 503, not after ioredis's ten seconds of retries
+    const started = Date.now();
+    const contacts = await as(url, alice).get('/api/contacts');
+    expect(contacts.status).to.equal(503);
+    expect(Date.now() - started).to.be.below(3000);
     await redis.open();
+    let status = 0;
+    for (let i = 0; i < 40 && status !== 200; i++) {
+      status = (await as(url, alice).get('/api/contacts')).status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(status, 'contacts once Redis is back').to.equal(200);
   });
 });
