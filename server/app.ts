@@ -28,11 +28,23 @@ function cors(origins: string[] | '*'): express.RequestHandler {
   };
 }
 
+/**
+ * API answers are one user's data: no cache, shared proxies above all, may keep them (file
+ * downloads replace this with their own private caching).
+ */
+const noStore: express.RequestHandler = (_req, res, next) => {
+  res.setHeader('Cache-Control', 'no-store');
+  next();
+};
+
 /** Build the Express app over its dependencies. It never listens: main.ts and the tests do. */
 export function createApp(deps: Deps): Express {
   const { config, log, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
+  // No automatic ETag: a hash of every API answer costs CPU and buys nothing (answers are
+  // per-user and not cached); files set their own.
+  app.set('etag', false);
   app.set('trust proxy', true); // behind Heroku's router and nginx: the client address is in X-Forwarded-For
   app.use(
     helmet({
@@ -73,7 +85,7 @@ export function createApp(deps: Deps): Express {
   ];
   const api = apiRouter(deps);
   const files = filesRouter({ config, core: deps.core, db: deps.db, bus: deps.bus, blobs: deps.blobs, log }, api.auth);
-  app.use('/api', cors(config.corsOrigins), ...parsers, api.router, files);
+  app.use('/api', cors(config.corsOrigins), noStore, ...parsers, api.router, files);
   app.use('/api', notFound);
 
   app.use(boshRouter(deps).router); // BOSH (XEP-0124/0206): POST /http-bind and /bosh

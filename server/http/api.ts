@@ -153,7 +153,6 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     });
     const batch = await poll(core.streams, lot, me, field(req, 'since'), wait, aborted.signal);
     if (res.writableEnded || res.destroyed) return;
-    res.setHeader('Cache-Control', 'no-store');
     sendJson(res, 200, batch);
   };
   router.get('/events', auth, events);

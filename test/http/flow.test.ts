@@ -64,6 +64,17 @@ for (const backend of ['embedded', 'real'] as const) {
       expect(list.body.conversations[0]).to.include({ id: conv.id, unread: 0 });
     });
 
+    it('API answers are marked no-store, without an ETag, so no proxy or browser cache keeps one user\'s data', async () => {
+      const alice = await register(url, 'alice');
+      for (const path of ['/api/me', '/api/contacts', '/api/conversations', '/api/events?wait=0']) {
+        const res = await as(url, alice).get(path).expect(200);
+        expect(res.headers['cache-control'], path).to.equal('no-store');
+        expect(res.headers['etag'], path).to.equal(undefined);
+      }
+      const error = await supertest(url).get('/api/contacts').expect(401);
+      expect(error.headers['cache-control']).to.equal('no-store');
+    });
+
     it('a duplicate client_id returns the same message, once', async () => {
       const alice = await register(url, 'alice');
       const bob = await register(url, 'bob');
