@@ -34,6 +34,9 @@ export type Outcome<T> = { result: T; save: SessionState | null; drop?: boolean 
 /** Shared BOSH session storage over the Bus key-value store. */
 export class SessionStore {
   private readonly local = new Map<string, Promise<unknown>>();
+  /** Lock tokens: this store's random prefix and a counter, unique among every node's contenders. */
+  private readonly tokenPrefix = randomBytes(8).toString('hex');
+  private tokens = 0;
 
   constructor(private readonly bus: Bus) {}
 
@@ -78,7 +81,7 @@ export class SessionStore {
    */
   private async locked<T>(sid: string, fn: (s: SessionState | null) => Promise<Outcome<T>> | Outcome<T>): Promise<T> {
     const lockKey = `bosh:l:${sid}`;
-    const token = randomBytes(8).toString('hex');
+    const token = `${this.tokenPrefix}:${++this.tokens}`;
     const deadline = Date.now() + LOCK_WAIT_MS;
     let backoff = 1;
     let got: { locked: boolean; value: string | null };
