@@ -48,8 +48,12 @@ async function main() {
     env: { ...process.env, PORT: String(port), DATABASE_URL: values['database-url'], DATABASE_SCHEMA: schema, REDIS_URL: values['redis-url'], REDIS_PREFIX: prefix, MASTER_KEY: randomBytes(32).toString('hex'), RATE_LIMIT: 'off', LOG_LEVEL: 'warn', NODE_ID: 'm' },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
+  let lastRss = 0; // RSS after the last heap() reading's full GC
   const heap = () => new Promise<number>((resolve) => {
-    child.once('message', (m: any) => resolve(m.heapUsed + m.external));
+    child.once('message', (m: any) => {
+      lastRss = m.rss;
+      resolve(m.heapUsed + m.external);
+    });
     child.send('heap');
   });
   try {
@@ -72,12 +76,16 @@ async function main() {
     say(`${N} users registered`);
     await sleep(1000);
     const base1 = await heap();
+    const rss1 = lastRss;
     // Long-poll: every user parks one poll.
     const polls = users.map((u, i) => request(port, 'GET', `/api/events?wait=20&since=${cursors[i]}`, undefined, { authorization: `Bearer ${u.token}` }));
     await sleep(2000);
     const parked = await heap();
     const perPoll = (parked - base1) / N;
-    say(`long-poll: ${(perPoll / 1024).toFixed(1)} KiB heap per parked poll`);
+    // RSS after a full GC at both ends: the process's memory without collector slack, native
+    // buffers (sockets, HTTP parsers) included
+    const rssPerPoll = (lastRss - rss1) / N;
+    say(`long-poll: ${(perPoll / 1024).toFixed(1)} KiB heap, ${(rssPerPoll / 1024).toFixed(1)} KiB RSS per parked poll`);
     await Promise.all(polls);
     await sleep(1500);
     // BOSH: every user logs in and holds one request.
@@ -107,7 +115,7 @@ async function main() {
     redis.disconnect();
     const perRedis = redisBytes / Math.min(50, sessions.length);
     console.log(`\nMemory per idle session, ${N} users, JS heap after full GC (one node):`);
-    console.log(`  long-poll  ${(perPoll / 1024).toFixed(1)} KiB per parked poll`);
+    console.log(`  long-poll  ${(perPoll / 1024).toFixed(1)} KiB per parked poll (RSS after the same full GC: ${(rssPerPoll / 1024).toFixed(1)} KiB)`);
     console.log(`  BOSH       ${(perHeld / 1024).toFixed(1)} KiB per held request + ${(Math.max(0, perSessionState) / 1024).toFixed(1)} KiB node-side per session + ${(perRedis / 1024).toFixed(1)} KiB in Redis = ${((perHeld + Math.max(0, perSessionState) + perRedis) / 1024).toFixed(1)} KiB`);
     child.kill('SIGTERM');
     await Promise.allSettled(held);
