@@ -1,5 +1,5 @@
 import { PGlite } from '@electric-sql/pglite';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
 import type { Database, Queryable } from './db.js';
 
 /**
@@ -11,13 +11,28 @@ export class EmbeddedDatabase implements Database {
   readonly kind = 'embedded' as const;
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
-  private constructor(private readonly db: PGlite) {}
+  private constructor(
+    private readonly db: PGlite,
+    private readonly lockFile: string | null,
+  ) {}
 
-  /** Open (or create) the database in dir; `memory://` keeps it in memory. */
+  /**
+   * Open (or create) the database in dir; `memory://` keeps it in memory. A directory is taken
+   * with a lock file beside it: two processes on one PGlite directory would each keep their own
+   * view of it and overwrite the other's writes (a second `npm start`, or `npm run archive` beside
+   * a running server), so the second is refused with a message instead.
+   */
   static async open(dir: string): Promise<EmbeddedDatabase> {
-    if (!dir.startsWith('memory://')) mkdirSync(dir, { recursive: true });
-    const db = await PGlite.create(dir);
-    return new EmbeddedDatabase(db);
+    if (dir.startsWith('memory://')) return new EmbeddedDatabase(await PGlite.create(dir), null);
+    mkdirSync(dir, { recursive: true });
+    const lockFile = `${dir.replace(/[\\/]+$/, '')}.lock`;
+    takeLock(lockFile);
+    try {
+      return new EmbeddedDatabase(await PGlite.create(dir), lockFile);
+    } catch (err) {
+      rmSync(lockFile, { force: true });
+      throw err;
+    }
   }
 
   private serial<T>(work: () => Promise<T>): Promise<T> {
@@ -60,6 +75,42 @@ export class EmbeddedDatabase implements Database {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.serial(() => this.db.close());
+    try {
+      await this.serial(() => this.db.close());
+    } finally {
+      if (this.lockFile) rmSync(this.lockFile, { force: true });
+    }
+  }
+}
+
+/** Create `file` holding this pid; a lock whose process is gone is taken over. */
+function takeLock(file: string): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = Number(readFileSync(file, 'utf8').trim());
+    if (Number.isInteger(holder) && holder > 0 && alive(holder)) {
+      throw new Error(
+        `the embedded database ${file.slice(0, -'.lock'.length)} is in use by process ${holder} (another Parley?): ` +
+          `stop it first, or use PostgreSQL (DATABASE_URL); if no such process is Parley, remove ${file}`,
+      );
+    }
+    rmSync(file, { force: true }); // left by a process that is gone
+  }
+  throw new Error(`could not take the lock ${file}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
   }
 }

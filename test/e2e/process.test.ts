@@ -92,7 +92,7 @@ describe('the parley process', function () {
     }
   });
 
-  it('keeps its data across a restart (the embedded database and master key live in DATA_DIR)', async () => {
+  it('keeps its data across a restart (the embedded database and master key live in DATA_DIR), and refuses a second process on it', async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const p = startParley({ PORT: String(port), DATA_DIR: dir, LOG_LEVEL: 'warn' });
@@ -101,6 +101,12 @@ describe('the parley process', function () {
       const login = await supertest(url).post('/api/login').send({ name: 'bob', password: PASSWORD }).expect(200);
       const list = await supertest(url).get('/api/conversations').set('Authorization', `Bearer ${login.body.token}`).expect(200);
       expect(list.body.conversations[0].last_message.text).to.equal('hello');
+      // A second Parley on the same data directory is refused (two PGlite instances on one
+      // directory overwrite each other's writes); the first keeps serving
+      const second = startParley({ PORT: String(await freePort()), DATA_DIR: dir, LOG_LEVEL: 'warn' });
+      expect(await second.exited).to.equal(1);
+      expect(second.output()).to.contain(`is in use by process ${p.child.pid}`);
+      await supertest(url).post('/api/login').send({ name: 'bob', password: PASSWORD }).expect(200);
     } finally {
       p.child.kill('SIGTERM');
       await p.exited;
