@@ -545,7 +545,8 @@ export class BoshManager {
     if (mechanism !== 'PLAIN') return fail('invalid-mechanism');
     const creds = decodePlain(data, this.d.domain);
     if (!creds) return fail('incorrect-encoding');
-    const limitKey = `login-fail:bosh:${creds.name}`;
+    // The JSON login's per-name counter: failures over BOSH and over /api/login add up
+    const limitKey = `rl:login:n:${creds.name.trim().toLowerCase().slice(0, 64)}`;
     if (this.d.rateLimit && Number((await this.d.bus.get(limitKey)) ?? 0) >= this.d.loginAttempts) return fail('temporary-auth-failure');
     const user = await this.d.core.accounts.check(creds.name, creds.password);
     if (!user) {
