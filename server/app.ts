@@ -45,7 +45,10 @@ export function createApp(deps: Deps): Express {
   // No automatic ETag: a hash of every API answer costs CPU and buys nothing (answers are
   // per-user and not cached); files set their own.
   app.set('etag', false);
-  app.set('trust proxy', true); // behind Heroku's router and nginx: the client address is in X-Forwarded-For
+  // The client's address, for the per-address limits: TRUST_PROXY hops of X-Forwarded-For are the
+  // proxies' own (Heroku's router, nginx), counted from the right. Never `true`: that takes the
+  // left-most entry, which the client writes itself.
+  app.set('trust proxy', config.trustProxy);
   app.use(
     helmet({
       contentSecurityPolicy: {

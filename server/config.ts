@@ -48,6 +48,8 @@ const schema = z.object({
   PRESENCE_TIMEOUT: int(1, 3600).default(60),
   /** Origins allowed to call the API and BOSH cross-origin; `*` for any. */
   CORS_ORIGINS: z.string().default('*'),
+  /** Proxies in front of the nodes that append to X-Forwarded-For (Heroku's router: 1; none: 0). */
+  TRUST_PROXY: int(0, 10).default(1),
   /** Move messages older than this many days out of the table into sealed archive blobs, hourly; unset: never automatically. */
   ARCHIVE_AFTER_DAYS: int(1, 36_500).optional(),
 });
@@ -75,6 +77,7 @@ export type Config = {
   uploadsPerMinute: number;
   s3: { bucket: string; endpoint: string | undefined; region: string } | undefined;
   corsOrigins: string[] | '*';
+  trustProxy: number;
   presenceTimeoutMs: number;
   archiveAfterDays: number | undefined;
 };
@@ -131,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     s3: e.S3_BUCKET ? { bucket: e.S3_BUCKET, endpoint: e.S3_ENDPOINT, region: e.S3_REGION } : undefined,
     presenceTimeoutMs: e.PRESENCE_TIMEOUT * 1000,
     archiveAfterDays: e.ARCHIVE_AFTER_DAYS,
+    trustProxy: e.TRUST_PROXY,
     corsOrigins: e.CORS_ORIGINS === '*' ? '*' : e.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
   };
 }
