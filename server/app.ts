@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import type { Deps } from './deps.js';
@@ -26,6 +27,13 @@ function cors(origins: string[] | '*'): express.RequestHandler {
     }
     next();
   };
+}
+
+/** Whether an Authorization header is `Bearer <expected>` (compared in constant time). */
+function bearerIs(header: string | undefined, expected: string): boolean {
+  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
+  const want = Buffer.from(expected);
+  return given.length === want.length && timingSafeEqual(given, want);
 }
 
 /**
@@ -78,7 +86,12 @@ export function createApp(deps: Deps): Express {
     const [db, bus] = await Promise.all([deps.db.ping(), deps.bus.ping()]);
     res.status(db && bus ? 200 : 503).json({ ok: db && bus, database: db, bus });
   });
-  app.get('/metrics', async (_req, res) => {
+  app.get('/metrics', async (req, res) => {
+    if (config.metricsToken && !bearerIs(req.headers.authorization, config.metricsToken)) {
+      res.setHeader('WWW-Authenticate', 'Bearer');
+      res.status(401).json({ error: { code: 'unauthorized', message: 'metrics need Authorization: Bearer METRICS_TOKEN' } });
+      return;
+    }
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 

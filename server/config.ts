@@ -50,6 +50,8 @@ const schema = z.object({
   CORS_ORIGINS: z.string().default('*'),
   /** Proxies in front of the nodes that append to X-Forwarded-For (Heroku's router: 1; none: 0). */
   TRUST_PROXY: int(0, 10).default(1),
+  /** When set, /metrics answers only `Authorization: Bearer METRICS_TOKEN` (set it where the nodes are public). */
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Move messages older than this many days out of the table into sealed archive blobs, hourly; unset: never automatically. */
   ARCHIVE_AFTER_DAYS: int(1, 36_500).optional(),
 });
@@ -78,6 +80,7 @@ export type Config = {
   s3: { bucket: string; endpoint: string | undefined; region: string } | undefined;
   corsOrigins: string[] | '*';
   trustProxy: number;
+  metricsToken: string | undefined;
   presenceTimeoutMs: number;
   archiveAfterDays: number | undefined;
 };
@@ -135,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     presenceTimeoutMs: e.PRESENCE_TIMEOUT * 1000,
     archiveAfterDays: e.ARCHIVE_AFTER_DAYS,
     trustProxy: e.TRUST_PROXY,
+    metricsToken: e.METRICS_TOKEN,
     corsOrigins: e.CORS_ORIGINS === '*' ? '*' : e.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
   };
 }

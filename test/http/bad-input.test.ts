@@ -150,6 +150,26 @@ describe('clients behind proxies: form bodies, POST polls, access_token and JSON
     }
   });
 
+  it('/metrics serves the documented metrics; with METRICS_TOKEN set, only to that bearer', async () => {
+    await supertest(url).get('/healthz').expect(200); // at least one request counted
+    const open = await supertest(url).get('/metrics').expect(200);
+    for (const name of ['parley_parked_requests', 'parley_messages_sent_total', 'parley_wakeup_latency_seconds_bucket', 'parley_http_requests_total']) {
+      expect(open.text, name).to.contain(name);
+    }
+    const token = 'metrics-secret-0123456789';
+    const guarded = await startStack({ backend: 'embedded', env: { METRICS_TOKEN: token } });
+    try {
+      const u = guarded.nodes[0]!.url;
+      const refused = await supertest(u).get('/metrics').expect(401);
+      expect(refused.body.error.code).to.equal('unauthorized');
+      await supertest(u).get('/metrics').set('Authorization', 'Bearer wrong-token-0123456789').expect(401);
+      const ok = await supertest(u).get('/metrics').set('Authorization', `Bearer ${token}`).expect(200);
+      expect(ok.text).to.contain('parley_parked_requests');
+    } finally {
+      await guarded.close();
+    }
+  });
+
   it('per-address limits use the address the proxy saw, not one the client wrote into X-Forwarded-For', async () => {
     const limited = await startStack({ backend: 'embedded', env: { RATE_LIMIT: 'on', REGISTRATIONS_PER_HOUR: '2' } });
     try {
