@@ -24,7 +24,9 @@ async function main(): Promise<void> {
   // Parked requests last up to 25 s; keep-alive sockets a little longer than a poll's gap.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
-  server.requestTimeout = 60_000;
+  // Receiving a whole request may take long: a 25 MB upload over a slow mobile link is minutes,
+  // and cutting it at 60 s loses the upload. Slow headers are still cut at 66 s.
+  server.requestTimeout = 10 * 60_000;
   await new Promise<void>((resolve) => server.listen(config.port, resolve));
   log.info(
     { port: config.port, node: config.nodeId, database: db.kind, bus: config.redisUrl ? 'redis' : 'local' },
