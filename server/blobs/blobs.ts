@@ -23,6 +23,11 @@ export interface Blobs {
   get(key: string, range?: ByteRange): Promise<Readable>;
   /** Size of the blob, or null if there is none. */
   stat(key: string): Promise<BlobStat | null>;
+  /**
+   * Every blob whose key starts with `kind/` (as `newBlobKey(kind)` and the archive make them),
+   * with the time it was written; in no particular order. For sweeping blobs nothing refers to.
+   */
+  list(kind: string): AsyncIterable<{ key: string; modified: Date }>;
   /** Remove the blob; removing a missing blob is not an error (deletes are retried). */
   delete(key: string): Promise<void>;
   /** Release connections and handles. */
@@ -55,6 +60,11 @@ export function newBlobKey(kind: string, suffix?: string): string {
   const key = `${kind}/${id.slice(0, 2)}/${id}${suffix ? `.${suffix}` : ''}`;
   assertBlobKey(key);
   return key;
+}
+
+/** Whether `key` has the shape `newBlobKey` makes. */
+export function isBlobKey(key: string): boolean {
+  return KEY_PATTERN.test(key);
 }
 
 /** Throw unless `key` has the shape `newBlobKey` makes. */

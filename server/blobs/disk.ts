@@ -4,7 +4,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertBlobKey, BlobNotFound, type BlobStat, type Blobs, type ByteRange } from './blobs.js';
+import { assertBlobKey, BlobNotFound, isBlobKey, type BlobStat, type Blobs, type ByteRange } from './blobs.js';
 
 // A temporary file older than this was left by a crash: an upload in progress on another node
 // sharing the directory writes continuously, and even a 2 GB upload at 1 MB/s finishes within it.
@@ -75,6 +75,25 @@ export class DiskBlobs implements Blobs {
       throw err;
     });
     return s ? { size: s.size } : null;
+  }
+
+  async *list(kind: string): AsyncIterable<{ key: string; modified: Date }> {
+    if (!/^[a-z]{1,16}$/.test(kind)) throw new Error(`invalid blob kind ${JSON.stringify(kind)}`);
+    const walk = async function* (dir: string, key: string): AsyncGenerator<{ key: string; modified: Date }> {
+      const entries = await readdir(dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return [];
+        throw err;
+      });
+      for (const e of entries) {
+        const child = `${key}/${e.name}`;
+        if (e.isDirectory()) yield* walk(path.join(dir, e.name), child);
+        else if (e.isFile() && isBlobKey(child)) {
+          const s = await stat(path.join(dir, e.name)).catch(() => null);
+          if (s) yield { key: child, modified: s.mtime };
+        }
+      }
+    };
+    yield* walk(path.join(this.dir, kind), kind);
   }
 
   async delete(key: string): Promise<void> {

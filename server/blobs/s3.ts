@@ -5,12 +5,13 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
-import { assertBlobKey, BlobNotFound, type BlobStat, type Blobs, type ByteRange } from './blobs.js';
+import { assertBlobKey, BlobNotFound, isBlobKey, type BlobStat, type Blobs, type ByteRange } from './blobs.js';
 
 // 8 MiB parts: S3 wants at least 5 MiB per part but the last, and at most 10,000 parts; 8 MiB
 // allows 80 GB objects while one upload in flight holds at most one part in memory.
@@ -130,6 +131,20 @@ export class S3Blobs implements Blobs {
       if (isNotFound(err)) return null;
       throw err;
     }
+  }
+
+  async *list(kind: string): AsyncIterable<{ key: string; modified: Date }> {
+    if (!/^[a-z]{1,16}$/.test(kind)) throw new Error(`invalid blob kind ${JSON.stringify(kind)}`);
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${kind}/`, ...(token ? { ContinuationToken: token } : {}) }),
+      );
+      for (const o of page.Contents ?? []) {
+        if (o.Key && isBlobKey(o.Key)) yield { key: o.Key, modified: o.LastModified ?? new Date(0) };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
 
   async delete(key: string): Promise<void> {

@@ -565,6 +565,23 @@ export class Store {
     return rows.length === 1;
   }
 
+  /**
+   * Which of these blob keys a row refers to (a file, a thumbnail or an archive chunk). One scan of
+   * attachments and archives per call, joined by hash with the keys: call with large batches.
+   */
+  async referencedBlobs(keys: readonly string[]): Promise<Set<string>> {
+    if (keys.length === 0) return new Set();
+    const rows = await this.db.query<{ k: string }>(
+      `SELECT DISTINCT c.k FROM unnest($1::text[]) AS c(k)
+       JOIN (SELECT a.blob_key AS x FROM attachments a
+             UNION ALL SELECT a.thumbnails->'small'->>'key' FROM attachments a WHERE a.thumbnails IS NOT NULL
+             UNION ALL SELECT a.thumbnails->'large'->>'key' FROM attachments a WHERE a.thumbnails IS NOT NULL
+             UNION ALL SELECT r.blob_key FROM archives r) AS used ON used.x = c.k`,
+      [keys],
+    );
+    return new Set(rows.map((r) => r.k));
+  }
+
   // ---- archive --------------------------------------------------------------------------
 
   /**

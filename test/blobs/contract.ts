@@ -74,6 +74,27 @@ export function blobsContract(make: () => Promise<Blobs>): void {
     expect(back.equals(data)).to.equal(true);
   });
 
+  it('lists the blobs of a kind with when they were written, and forgets a deleted one', async function () {
+    const files = [newBlobKey('f'), newBlobKey('f')];
+    const thumb = newBlobKey('t');
+    for (const k of [...files, thumb]) await blobs.put(k, Readable.from([randomBytes(10)]));
+    const listed = async (kind: string) => {
+      const out = new Map<string, Date>();
+      for await (const b of blobs.list(kind)) out.set(b.key, b.modified);
+      return out;
+    };
+    const f = await listed('f');
+    for (const k of files) {
+      expect(f.has(k), k).to.equal(true);
+      expect(Math.abs(Date.now() - f.get(k)!.getTime())).to.be.below(5 * 60_000);
+    }
+    expect(f.has(thumb)).to.equal(false);
+    expect((await listed('t')).has(thumb)).to.equal(true);
+    await blobs.delete(files[0]!);
+    expect((await listed('f')).has(files[0]!)).to.equal(false);
+    for (const k of [files[1]!, thumb]) await blobs.delete(k);
+  });
+
   it('says BlobNotFound for a missing key, null from stat, and deleting it twice is fine', async function () {
     const key = newBlobKey('test');
     let caught: unknown;
