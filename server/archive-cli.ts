@@ -26,6 +26,7 @@ try {
   const archive = new Archive(new Store(db), blobs, new Keyring(resolveMasterKey(config, log), config.previousMasterKeys), log);
   const report = await archive.run(new Date(Date.now() - days * 86_400_000));
   log.info({ ...report, days }, 'archive run done');
+  if (report.failed > 0) process.exitCode = 1; // logged above; the next run retries them
 } finally {
   await blobs.close();
   await db.close();

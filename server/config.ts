@@ -54,6 +54,8 @@ const schema = z.object({
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Move messages older than this many days out of the table into sealed archive blobs, hourly; unset: never automatically. */
   ARCHIVE_AFTER_DAYS: int(1, 36_500).optional(),
+  /** `forever`, or `until-delivered`: empty a message and delete its files once every recipient has it. */
+  RETENTION: z.enum(['forever', 'until-delivered']).default('forever'),
 });
 
 export type Config = {
@@ -83,6 +85,7 @@ export type Config = {
   metricsToken: string | undefined;
   presenceTimeoutMs: number;
   archiveAfterDays: number | undefined;
+  retention: 'forever' | 'until-delivered';
 };
 
 /** Read and validate the configuration; throws one Error listing every bad variable. */
@@ -137,6 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     s3: e.S3_BUCKET ? { bucket: e.S3_BUCKET, endpoint: e.S3_ENDPOINT, region: e.S3_REGION } : undefined,
     presenceTimeoutMs: e.PRESENCE_TIMEOUT * 1000,
     archiveAfterDays: e.ARCHIVE_AFTER_DAYS,
+    retention: e.RETENTION,
     trustProxy: e.TRUST_PROXY,
     metricsToken: e.METRICS_TOKEN,
     corsOrigins: e.CORS_ORIGINS === '*' ? '*' : e.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),

@@ -96,6 +96,7 @@ export async function assemble(
     store,
     bus,
     blobs,
+    retention: config.retention,
     archiveAfterMs: config.archiveAfterDays === undefined ? undefined : config.archiveAfterDays * 86_400_000,
     masterKey: opts.masterKey ?? resolveMasterKey(config, log),
     previousMasterKeys: config.previousMasterKeys,

@@ -17,7 +17,8 @@ if (config.previousMasterKeys.length === 0) {
 }
 const db = await openDatabase(config, log);
 try {
-  await rotateMasterKey(new Store(db), new Keyring(resolveMasterKey(config, log), config.previousMasterKeys), log);
+  const { failed } = await rotateMasterKey(new Store(db), new Keyring(resolveMasterKey(config, log), config.previousMasterKeys), log);
+  if (failed > 0) process.exitCode = 1; // each logged above
 } finally {
   await db.close();
 }

@@ -24,6 +24,8 @@ export interface ArchiveReport {
   conversations: number;
   chunks: number;
   messages: number;
+  /** Conversations skipped after an error (logged); the next run tries them again. */
+  failed: number;
 }
 
 /** One message as a chunk keeps it: the row, its text still sealed with the conversation key. */
@@ -68,39 +70,56 @@ export class Archive {
 
   /** Archive the messages sent before `cutoff` that every member but their sender has read (never a conversation's last). */
   async run(cutoff: Date, chunkSize = CHUNK_MESSAGES): Promise<ArchiveReport> {
-    const report: ArchiveReport = { conversations: 0, chunks: 0, messages: 0 };
+    const report: ArchiveReport = { conversations: 0, chunks: 0, messages: 0, failed: 0 };
     for (const conv of await this.store.archivable(cutoff)) {
-      const key = this.keys.key(conv.id, conv.wrappedKey);
-      let touched = false;
-      const members = await this.store.members([conv.id]);
-      // Read by every member but its sender: then no unread count or receipt needs it in the table
-      const readByAll = (m: StoredMessage) => members.every((x) => x.userId === m.senderId || x.readSeq >= m.seq);
-      for (;;) {
-        const oldest = await this.store.oldestMessages(conv.id, chunkSize);
-        const take: StoredMessage[] = [];
-        for (const m of oldest) {
-          if (m.sentAt >= cutoff || m.seq >= conv.lastSeq || !readByAll(m)) break;
-          take.push(m);
-        }
-        if (take.length === 0) break;
-        const chunk: ArchiveChunk = {
-          conversationId: conv.id,
-          fromSeq: take[0]!.seq,
-          toSeq: take[take.length - 1]!.seq,
-          blobKey: chunkKey(conv.id, take[0]!.seq, take[take.length - 1]!.seq),
-        };
-        const plain = await gzipAsync(Buffer.from(JSON.stringify(take.map(toChunkMessage))));
-        await this.sealed.put(key, chunk.blobKey, Readable.from([plain]));
-        if (!(await this.store.commitArchive(chunk, take.length))) break; // another node is on it
-        touched = true;
-        report.chunks++;
-        report.messages += take.length;
-        if (take.length < oldest.length || oldest.length < chunkSize) break;
+      try {
+        if (await this.archiveConversation(conv, cutoff, chunkSize, report)) report.conversations++;
+      } catch (err) {
+        // One conversation that cannot be archived (a key that does not open, a blob store
+        // error) must not stop the others
+        report.failed++;
+        this.log.error({ err, conversation: conv.id }, 'could not archive a conversation');
       }
-      if (touched) report.conversations++;
     }
-    if (report.messages > 0) this.log.info({ ...report, cutoff }, 'archived old messages');
+    if (report.messages > 0 || report.failed > 0) this.log.info({ ...report, cutoff }, 'archived old messages');
     return report;
+  }
+
+  /** Archive one conversation's old messages, chunk by chunk; true when any moved. */
+  private async archiveConversation(
+    conv: { id: string; wrappedKey: Buffer; lastSeq: number },
+    cutoff: Date,
+    chunkSize: number,
+    report: ArchiveReport,
+  ): Promise<boolean> {
+    const key = this.keys.key(conv.id, conv.wrappedKey);
+    let touched = false;
+    const members = await this.store.members([conv.id]);
+    // Read by every member but its sender: then no unread count or receipt needs it in the table
+    const readByAll = (m: StoredMessage) => members.every((x) => x.userId === m.senderId || x.readSeq >= m.seq);
+    for (;;) {
+      const oldest = await this.store.oldestMessages(conv.id, chunkSize);
+      const take: StoredMessage[] = [];
+      for (const m of oldest) {
+        if (m.sentAt >= cutoff || m.seq >= conv.lastSeq || !readByAll(m)) break;
+        take.push(m);
+      }
+      if (take.length === 0) break;
+      const chunk: ArchiveChunk = {
+        conversationId: conv.id,
+        fromSeq: take[0]!.seq,
+        toSeq: take[take.length - 1]!.seq,
+        blobKey: chunkKey(conv.id, take[0]!.seq, take[take.length - 1]!.seq),
+      };
+      const plain = await gzipAsync(Buffer.from(JSON.stringify(take.map(toChunkMessage))));
+      await this.sealed.put(key, chunk.blobKey, Readable.from([plain]));
+      if (!(await this.store.commitArchive(chunk, take.length))) break; // another node is on it
+      touched = true;
+      report.chunks++;
+      report.messages += take.length;
+      if (take.length < oldest.length || oldest.length < chunkSize) break;
+    }
+    return touched;
   }
 
   /** Archive hourly what is older than `afterMs` (ARCHIVE_AFTER_DAYS); the first run within a minute. */
@@ -171,7 +190,8 @@ export class Archive {
     const parts: Buffer[] = [];
     for await (const part of await this.sealed.get(key, chunk.blobKey)) parts.push(part as Buffer);
     const rows = JSON.parse((await gunzipAsync(Buffer.concat(parts))).toString('utf8')) as ChunkMessage[];
-    const messages = rows.map((r) => fromChunkMessage(chunk.conversationId, r));
+    // Messages emptied once delivered (RETENTION=until-delivered) are no history
+    const messages = rows.map((r) => fromChunkMessage(chunk.conversationId, r)).filter((m) => m.body.length > 0);
     if (this.cache.size >= CACHE_CHUNKS) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(chunk.blobKey, messages);
     return messages;

@@ -4,6 +4,7 @@ import type { Store } from '../store/store.js';
 import type { Blobs } from '../blobs/blobs.js';
 import { Accounts } from './accounts.js';
 import { Archive } from './archive.js';
+import { Retention } from './retention.js';
 import { Keyring } from './keys.js';
 import { Messaging } from './messaging.js';
 import { Notifier } from './notifier.js';
@@ -19,6 +20,9 @@ export class Core {
   readonly streams: Streams;
   readonly presence: Presence;
   readonly archive: Archive;
+  /** Empties delivered messages when RETENTION=until-delivered; idle otherwise. */
+  readonly retention: Retention;
+  private readonly untilDelivered: boolean;
   private readonly archiveAfterMs: number | undefined;
 
   constructor(opts: {
@@ -28,6 +32,8 @@ export class Core {
     blobs: Blobs;
     /** Archive messages older than this, hourly (ARCHIVE_AFTER_DAYS); unset: only `npm run archive` does. */
     archiveAfterMs?: number;
+    /** RETENTION: keep messages (`forever`) or empty them once delivered (`until-delivered`). */
+    retention?: 'forever' | 'until-delivered';
     masterKey: Buffer;
     /** Master keys being rotated away from (MASTER_KEY_PREVIOUS). */
     previousMasterKeys?: readonly Buffer[];
@@ -41,6 +47,8 @@ export class Core {
     this.notifier = new Notifier(opts.bus, opts.log);
     this.archive = new Archive(opts.store, opts.blobs, this.keys, opts.log.child({ module: 'archive' }));
     this.archiveAfterMs = opts.archiveAfterMs;
+    this.retention = new Retention(opts.store, opts.blobs, opts.log.child({ module: 'retention' }));
+    this.untilDelivered = opts.retention === 'until-delivered';
     this.messaging = new Messaging(opts.store, this.keys, this.notifier, this.archive, opts.log, opts.onSent);
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
@@ -51,11 +59,13 @@ export class Core {
     await this.accounts.start();
     this.presence.start(holding);
     if (this.archiveAfterMs !== undefined) this.archive.start(this.archiveAfterMs);
+    if (this.untilDelivered) this.retention.start();
   }
 
   /** Stop background work and flush what is pending. */
   async stop(): Promise<void> {
     await this.archive.stop();
+    await this.retention.stop();
     await this.presence.stop();
     await this.accounts.stop();
   }

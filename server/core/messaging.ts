@@ -365,9 +365,10 @@ export class Messaging {
       const conv = await this.metaOf(m.conversationId);
       if (!conv) continue;
       const key = this.keyOf(conv);
-      let text: string;
+      let text = '';
       try {
-        text = this.keys.openText(key, m.conversationId, m.id, m.body);
+        // An empty body is a message emptied once delivered (RETENTION=until-delivered)
+        if (m.body.length > 0) text = this.keys.openText(key, m.conversationId, m.id, m.body);
       } catch (err) {
         this.log.error({ err, message: m.id }, 'message failed to open: wrong key or tampered row');
         text = '';

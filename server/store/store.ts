@@ -409,7 +409,7 @@ export class Store {
     );
     const last = await this.db.query<MessageRow>(
       `SELECT ${MESSAGE_COLUMNS} FROM members me JOIN messages m ON m.conversation_id = me.conversation_id
-         AND m.seq = (SELECT last_seq FROM conversations WHERE id = me.conversation_id)
+         AND m.seq = (SELECT last_seq FROM conversations WHERE id = me.conversation_id) AND octet_length(m.body) > 0
        JOIN users su ON su.id = m.sender_id WHERE me.user_id = $1`,
       [userId],
     );
@@ -544,7 +544,7 @@ export class Store {
   async history(conversationId: string, before: number, limit: number): Promise<StoredMessage[]> {
     const rows = await this.db.query<MessageRow>(
       `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users su ON su.id = m.sender_id
-       WHERE m.conversation_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3`,
+       WHERE m.conversation_id = $1 AND m.seq < $2 AND octet_length(m.body) > 0 ORDER BY m.seq DESC LIMIT $3`,
       [conversationId, before, limit],
     );
     return rows.map(toMessage).reverse();
@@ -580,6 +580,56 @@ export class Store {
       [keys],
     );
     return new Set(rows.map((r) => r.k));
+  }
+
+  // ---- retention -----------------------------------------------------------------------
+
+  /**
+   * RETENTION=until-delivered, in one transaction for up to `limit` conversations (ids after
+   * `afterId`) with messages past their purged position: empty the content of every message that reached a device of every
+   * member but its sender, delete their attachments rows, and move each purged position up to the
+   * first message still holding content. Resolves how many messages were emptied and the blob keys
+   * (files and thumbnails) to remove after the commit, and the id to continue after (null: done).
+   */
+  async purgeDelivered(afterId: string, limit: number): Promise<{ messages: number; blobKeys: string[]; lastId: string | null }> {
+    return this.db.transaction(async (tx) => {
+      // Locked first, so no send to these conversations commits between the statements below
+      const convs = (
+        await tx.query<{ id: string }>(
+          'SELECT id FROM conversations WHERE last_seq > purged_seq AND id > $1 ORDER BY id LIMIT $2 FOR UPDATE',
+          [afterId, limit],
+        )
+      ).map((r) => r.id);
+      if (convs.length === 0) return { messages: 0, blobKeys: [], lastId: null };
+      const rows = await tx.query<{ n: number; files: unknown }>(
+        `WITH gone AS (
+           UPDATE messages m SET body = '\\x'::bytea, attachment = NULL
+           FROM conversations c, messages o
+           WHERE c.id = ANY($1::text[]) AND m.conversation_id = c.id AND m.seq > c.purged_seq AND octet_length(m.body) > 0
+             AND o.conversation_id = m.conversation_id AND o.seq = m.seq
+             AND NOT EXISTS (SELECT 1 FROM members x WHERE x.conversation_id = m.conversation_id
+                             AND x.user_id <> m.sender_id AND x.delivered_seq < m.seq)
+           RETURNING o.attachment->>'id' AS file),
+         files AS (DELETE FROM attachments a USING gone WHERE a.id = gone.file RETURNING a.blob_key, a.thumbnails)
+         SELECT (SELECT count(*) FROM gone)::int AS n,
+           coalesce((SELECT jsonb_agg(jsonb_build_object('key', blob_key, 'thumbnails', thumbnails)) FROM files), '[]'::jsonb) AS files`,
+        [convs],
+      );
+      await tx.query(
+        `UPDATE conversations c SET purged_seq = coalesce(
+           (SELECT min(m.seq) - 1 FROM messages m WHERE m.conversation_id = c.id AND m.seq > c.purged_seq AND octet_length(m.body) > 0),
+           c.last_seq)
+         WHERE c.id = ANY($1::text[])`,
+        [convs],
+      );
+      const r = rows[0];
+      const files = (typeof r?.files === 'string' ? JSON.parse(r.files) : (r?.files ?? [])) as Array<{
+        key: string;
+        thumbnails: Record<string, { key?: string } | undefined> | null;
+      }>;
+      const blobKeys = files.flatMap((f) => [f.key, ...Object.values(f.thumbnails ?? {}).flatMap((t) => (t?.key ? [t.key] : []))]);
+      return { messages: Number(r?.n ?? 0), blobKeys, lastId: convs.length < limit ? null : convs[convs.length - 1]! };
+    });
   }
 
   // ---- archive --------------------------------------------------------------------------
@@ -734,6 +784,7 @@ export class Store {
          su.name AS sender_name, m.sent_at, m.body, m.client_id, m.attachment
        FROM events e
        LEFT JOIN messages m ON e.type = 'message' AND m.conversation_id = e.conversation_id AND m.seq = e.msg_seq
+         AND octet_length(m.body) > 0
        LEFT JOIN users su ON su.id = m.sender_id
        WHERE e.user_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3`,
       [userId, after, limit],

@@ -60,6 +60,7 @@ describe('master key rotation', function () {
     const store = new Store(suite.stack.db);
     const first = await rotateMasterKey(store, new Keyring(newKey, [oldKey]), silent);
     expect(first.rewrapped).to.be.at.least(1);
+    expect(first.failed).to.equal(0);
     expect(first.checked).to.be.above(first.rewrapped); // the mid-rotation group was already under the new key
     expect((await rotateMasterKey(store, new Keyring(newKey, [oldKey]), silent)).rewrapped).to.equal(0);
 

@@ -1,0 +1,63 @@
+import type { Logger } from 'pino';
+import type { Blobs } from '../blobs/blobs.js';
+import type { Store } from '../store/store.js';
+
+/** Conversations per transaction. */
+const PAGE = 200;
+/** How often each node purges. */
+const EVERY_MS = 30_000;
+
+/**
+ * RETENTION=until-delivered (a relay, the seed's "Architecture II"): once a device of every member
+ * but its sender has acknowledged a message, its text and its files are deleted. The row stays
+ * as a tombstone (seq, sender, time) because unread counts and read receipts are worked out from
+ * it; history, stream replays and conversation lists skip tombstones, so clients keep their own
+ * copies. Every node runs it; two at once are harmless (rows are locked, deletes idempotent).
+ */
+export class Retention {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly blobs: Blobs,
+    private readonly log: Logger,
+  ) {}
+
+  /** Purge every delivered message now; resolves how many were emptied. */
+  async purge(): Promise<number> {
+    let total = 0;
+    let after: string | null = '';
+    while (after !== null) {
+      const page: { messages: number; blobKeys: string[]; lastId: string | null } = await this.store.purgeDelivered(after, PAGE);
+      total += page.messages;
+      // After the commit: a blob whose delete fails is an orphan (npm run sweep-blobs), never a row without its blob
+      for (const key of page.blobKeys) {
+        await this.blobs.delete(key).catch((err: unknown) => this.log.error({ err, key }, 'could not remove a delivered file'));
+      }
+      after = page.lastId;
+    }
+    if (total > 0) this.log.debug({ messages: total }, 'emptied delivered messages');
+    return total;
+  }
+
+  /** Purge every `everyMs` until stopped. */
+  start(everyMs = EVERY_MS): void {
+    const tick = () => {
+      this.running = this.purge()
+        .catch((err: unknown) => this.log.warn({ err }, 'retention run failed; the next one retries'))
+        .finally(() => {
+          this.running = undefined;
+          if (this.timer) this.timer = setTimeout(tick, everyMs).unref();
+        });
+    };
+    this.timer = setTimeout(tick, everyMs).unref();
+  }
+
+  /** Stop, letting a run in progress finish. */
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+}
