@@ -31,6 +31,7 @@ export class EmbeddedDatabase implements Database {
       return new EmbeddedDatabase(await PGlite.create(dir), lockFile);
     } catch (err) {
       rmSync(lockFile, { force: true });
+      held.delete(lockFile);
       throw err;
     }
   }
@@ -78,10 +79,17 @@ export class EmbeddedDatabase implements Database {
     try {
       await this.serial(() => this.db.close());
     } finally {
-      if (this.lockFile) rmSync(this.lockFile, { force: true });
+      if (this.lockFile) {
+        rmSync(this.lockFile, { force: true });
+        held.delete(this.lockFile);
+      }
     }
   }
 }
+
+/** Lock files this process holds (its own pid in a lock file may also be a stale one from a
+ * previous container that ran as the same pid, e.g. 1). */
+const held = new Set<string>();
 
 /** Create `file` holding this pid; a lock whose process is gone is taken over. */
 function takeLock(file: string): void {
@@ -90,12 +98,14 @@ function takeLock(file: string): void {
       const fd = openSync(file, 'wx');
       writeSync(fd, String(process.pid));
       closeSync(fd);
+      held.add(file);
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const holder = Number(readFileSync(file, 'utf8').trim());
-    if (Number.isInteger(holder) && holder > 0 && alive(holder)) {
+    const mine = holder === process.pid;
+    if (Number.isInteger(holder) && holder > 0 && (mine ? held.has(file) : alive(holder))) {
       throw new Error(
         `the embedded database ${file.slice(0, -'.lock'.length)} is in use by process ${holder} (another Parley?): ` +
           `stop it first, or use PostgreSQL (DATABASE_URL); if no such process is Parley, remove ${file}`,
