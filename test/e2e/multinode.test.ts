@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { as, pollEvents, register, waitForEvent } from '../support/client.js';
-import { startStack, useStack } from '../support/stack.js';
+import { flushPresence, startStack, useStack } from '../support/stack.js';
 
 describe('several nodes behind a load balancer that is not sticky', function () {
   this.timeout(60_000);
@@ -23,7 +23,7 @@ describe('several nodes behind a load balancer that is not sticky', function () 
 
   it("bob's long-poll parked on node B wakes as soon as alice sends on node A", async () => {
     const { alice, bob, conv } = await pair();
-    await new Promise((r) => setTimeout(r, 1500)); // presence news of the pair (coalesced per second) settles
+    await flushPresence(suite.stack); // presence news of the pair lands now, not while bob is parked
     await pollEvents(B, bob);
     const started = Date.now();
     const parked = pollEvents(B, bob, 20);
@@ -38,8 +38,8 @@ describe('several nodes behind a load balancer that is not sticky', function () 
   it('bob, offline, gets alice\'s messages in order from his cursor on either node; the same cursor replays the same batch', async () => {
     const { alice, bob, conv } = await pair();
     // presence news of the new pair (coalesced per second) would otherwise land between the two
-    // reads below and make the second one longer: let it settle and move bob's cursor past it
-    await new Promise((r) => setTimeout(r, 2000));
+    // reads below and make the second one longer: write it now and move bob's cursor past it
+    await flushPresence(suite.stack);
     await pollEvents(B, bob);
     const since = bob.cursor!;
     for (let i = 1; i <= 5; i++) {
@@ -97,7 +97,7 @@ describe('several nodes behind a load balancer that is not sticky', function () 
 
   it("a poll woken by another node's send answers from the wake-up, with exactly what a read of the stream gives", async () => {
     const { alice, bob, conv } = await pair();
-    await new Promise((r) => setTimeout(r, 2000)); // presence news of the pair settles
+    await flushPresence(suite.stack); // presence news of the pair lands now, not while bob is parked
     await pollEvents(B, bob);
     await pollEvents(A, alice);
     const reads = async (node: number, source: string) =>

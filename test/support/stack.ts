@@ -113,6 +113,16 @@ export async function startStack(opts: { nodes?: number; backend: 'real' | 'embe
   };
 }
 
+/**
+ * Write every node's gathered presence news now. Presence changes are coalesced for a second
+ * before they reach streams, so a test that compares two reads of a stream first lets the news of
+ * its users coming online land (the wait lets heartbeats in flight reach the bus).
+ */
+export async function flushPresence(stack: Stack, waitMs = 300): Promise<void> {
+  await new Promise((r) => setTimeout(r, waitMs));
+  for (const n of stack.nodes) await n.deps.core.presence.flush();
+}
+
 /** A suite's stack: started before its tests (real services required in CI, skipped loudly elsewhere), closed after. */
 export interface SuiteStack {
   readonly stack: Stack;

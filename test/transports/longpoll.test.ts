@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { PASSWORD, as, pollEvents, register, type TestUser } from '../support/client.js';
-import { useStack } from '../support/stack.js';
+import { flushPresence, useStack } from '../support/stack.js';
 
 describe('long-poll: own messages and other devices', function () {
   this.timeout(30_000);
@@ -18,7 +18,7 @@ describe('long-poll: own messages and other devices', function () {
     const conv = (await as(A, alice).post('/api/conversations').send({ with: bob.name }).expect(201)).body.conversation;
     await pollEvents(A, alice);
     await pollEvents(B, bob);
-    await new Promise((r) => setTimeout(r, 1300)); // both are online: presence news (coalesced per second) settles
+    await flushPresence(suite.stack); // both are online: their presence news lands now
     await pollEvents(A, alice);
     await pollEvents(B, bob);
     return { alice, bob, conv };
