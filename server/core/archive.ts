@@ -8,6 +8,7 @@ import { assertBlobKey } from '../blobs/blobs.js';
 import { SealedBlobs } from '../blobs/seal.js';
 import type { ArchiveChunk, Store, StoredMessage } from '../store/store.js';
 import type { Keyring } from './keys.js';
+import { Periodic } from './periodic.js';
 
 const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
@@ -56,8 +57,7 @@ interface ChunkMessage {
 export class Archive {
   private readonly sealed: SealedBlobs;
   private readonly cache = new Map<string, StoredMessage[]>();
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
+  private periodic: Periodic | undefined;
 
   constructor(
     private readonly store: Store,
@@ -124,22 +124,13 @@ export class Archive {
 
   /** Archive hourly what is older than `afterMs` (ARCHIVE_AFTER_DAYS); the first run within a minute. */
   start(afterMs: number): void {
-    const tick = () => {
-      this.running = this.run(new Date(Date.now() - afterMs))
-        .catch((err: unknown) => this.log.warn({ err }, 'archive run failed; next run retries'))
-        .finally(() => {
-          this.running = undefined;
-          if (this.timer) this.timer = setTimeout(tick, RUN_EVERY_MS).unref();
-        });
-    };
-    this.timer = setTimeout(tick, Math.floor(Math.random() * 60_000)).unref();
+    this.periodic = new Periodic(() => this.run(new Date(Date.now() - afterMs)), this.log, 'archive run');
+    this.periodic.start(Math.floor(Math.random() * 60_000), RUN_EVERY_MS);
   }
 
   /** Stop the hourly runs, letting one in progress finish. */
   async stop(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running;
+    await this.periodic?.stop();
   }
 
   /**

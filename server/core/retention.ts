@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Blobs } from '../blobs/blobs.js';
 import type { Store } from '../store/store.js';
+import { Periodic } from './periodic.js';
 
 /** Conversations per transaction. */
 const PAGE = 200;
@@ -15,14 +16,15 @@ const EVERY_MS = 30_000;
  * copies. Every node runs it; two at once are harmless (rows are locked, deletes idempotent).
  */
 export class Retention {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
+  private readonly periodic: Periodic;
 
   constructor(
     private readonly store: Store,
     private readonly blobs: Blobs,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.periodic = new Periodic(() => this.purge(), log, 'retention run');
+  }
 
   /** Purge every delivered message now; resolves how many were emptied. */
   async purge(): Promise<number> {
@@ -43,21 +45,11 @@ export class Retention {
 
   /** Purge every `everyMs` until stopped. */
   start(everyMs = EVERY_MS): void {
-    const tick = () => {
-      this.running = this.purge()
-        .catch((err: unknown) => this.log.warn({ err }, 'retention run failed; the next one retries'))
-        .finally(() => {
-          this.running = undefined;
-          if (this.timer) this.timer = setTimeout(tick, everyMs).unref();
-        });
-    };
-    this.timer = setTimeout(tick, everyMs).unref();
+    this.periodic.start(everyMs, everyMs);
   }
 
   /** Stop, letting a run in progress finish. */
   async stop(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running;
+    await this.periodic.stop();
   }
 }
