@@ -29,5 +29,6 @@ export const errors = {
     new AppError(429, 'rate_limited', 'too many requests; retry later', {
       'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))),
     }),
-  unavailable: (message = 'service unavailable') => new AppError(503, 'unavailable', message),
+  unavailable: (message = 'service unavailable', retryAfterSeconds = 2) =>
+    new AppError(503, 'unavailable', message, { 'Retry-After': String(retryAfterSeconds) }),
 };

@@ -60,16 +60,17 @@ export function isOutage(err: unknown): boolean {
   return typeof message === 'string' && OUTAGE_MESSAGES.test(message);
 }
 
-/** Seconds a client is asked to wait before retrying after an outage. */
-const OUTAGE_RETRY_AFTER_S = 2;
-
 /**
  * The last middleware: every error becomes `{error: {code, message}}`. An outage of the database
  * or Redis is 503 with Retry-After; other unknown errors are 500 and logged.
  */
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
-    const known = err instanceof AppError ? err : fromParser(err as { type?: string; status?: number });
+    let known = err instanceof AppError ? err : fromParser(err as { type?: string; status?: number });
+    if (!known && isOutage(err)) {
+      log.warn({ err, method: req.method, url: req.path }, 'a backing service is unavailable');
+      known = errors.unavailable('the database or Redis is unavailable; retry shortly');
+    }
     if (res.headersSent) {
       log.warn({ err, url: req.originalUrl }, 'error after headers were sent');
       return;
@@ -77,12 +78,6 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     if (known) {
       for (const [k, v] of Object.entries(known.headers)) res.setHeader(k, v);
       sendJson(res, known.status, { error: { code: known.code, message: known.message } });
-      return;
-    }
-    if (isOutage(err)) {
-      log.warn({ err, method: req.method, url: req.path }, 'a backing service is unavailable');
-      res.setHeader('Retry-After', String(OUTAGE_RETRY_AFTER_S));
-      sendJson(res, 503, { error: { code: 'unavailable', message: 'the database or Redis is unavailable; retry shortly' } });
       return;
     }
     log.error({ err, method: req.method, url: req.path }, 'unexpected error');
