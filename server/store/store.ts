@@ -46,7 +46,7 @@ export interface StreamEntry {
   createdAt: Date;
   /** For a message entry: the message's seq in its conversation (also when the row was archived). */
   msgSeq: number | null;
-  /** The message row; null for a message entry whose message was moved to the archive. */
+  /** The message row; null for a message entry whose message was archived or emptied once delivered. */
   message: StoredMessage | null;
 }
 
@@ -770,9 +770,8 @@ export class Store {
       conversation_id: string | null;
       payload: Record<string, unknown> | null;
       created_at: Date;
-      entry_msg_seq: number | null;
-      m_id: string | null;
       msg_seq: number | null;
+      m_id: string | null;
       sender_id: number | null;
       sender_name: string | null;
       sent_at: Date | null;
@@ -780,7 +779,7 @@ export class Store {
       client_id: string | null;
       attachment: unknown;
     }>(
-      `SELECT e.seq, e.type, e.conversation_id, e.payload, e.created_at, e.msg_seq AS entry_msg_seq, m.id AS m_id, m.seq AS msg_seq, m.sender_id,
+      `SELECT e.seq, e.type, e.conversation_id, e.payload, e.created_at, e.msg_seq, m.id AS m_id, m.sender_id,
          su.name AS sender_name, m.sent_at, m.body, m.client_id, m.attachment
        FROM events e
        LEFT JOIN messages m ON e.type = 'message' AND m.conversation_id = e.conversation_id AND m.seq = e.msg_seq
@@ -795,7 +794,7 @@ export class Store {
       conversationId: r.conversation_id,
       payload: r.payload,
       createdAt: r.created_at,
-      msgSeq: r.entry_msg_seq === null ? null : Number(r.entry_msg_seq),
+      msgSeq: r.msg_seq === null ? null : Number(r.msg_seq),
       message:
         r.m_id === null
           ? null
