@@ -91,7 +91,7 @@ export async function assemble(
     (s) => metrics?.wakeLatency.observe(s),
     (source) => metrics?.streamReads.inc({ source }),
   );
-  metrics = new Metrics(() => lot.parked, opts.defaultMetrics ?? true);
+  metrics = new Metrics(() => lot.parked, opts.defaultMetrics ?? true, () => db.deadlocks);
   const core = new Core({
     store,
     bus,

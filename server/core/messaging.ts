@@ -9,7 +9,7 @@ import { receiptEvents } from './receipts.js';
 import type { Archive } from './archive.js';
 import type { Keyring } from './keys.js';
 import type { Notifier } from './notifier.js';
-import type { NewMessage, SendOutcome, Singles } from '../store/store.js';
+import type { NewConversation, NewMessage, OpenOutcome, SendOutcome, Singles } from '../store/store.js';
 
 /** Longest message text, characters. */
 export const MAX_TEXT = 16_000;
@@ -64,6 +64,8 @@ export function newId(prefix: string): string {
 /** Conversations and messages: the heart of Parley. */
 export class Messaging {
   private readonly sends: GroupCommit<NewMessage, SendOutcome>;
+  /** Conversations being opened: many at once go in one transaction, like sends. */
+  private readonly opens: GroupCommit<NewConversation, OpenOutcome>;
   private readonly log: Logger;
   /** Plain texts of the messages being committed, by message id (for carried wake-ups). */
   private readonly texts = new Map<string, string>();
@@ -83,6 +85,11 @@ export class Messaging {
     this.sends = new GroupCommit(async (items) => {
       const { outcomes, heads, echoes, singles } = await this.store.sendBatch(items);
       this.notifier.wake(heads, echoes, this.carried(outcomes, singles));
+      return outcomes;
+    });
+    this.opens = new GroupCommit(async (items) => {
+      const { outcomes, heads } = await this.store.openBatch(items);
+      this.notifier.wake(heads);
       return outcomes;
     });
   }
@@ -147,37 +154,30 @@ export class Messaging {
 
   /** The direct conversation with another user, created when missing. */
   async openDirect(me: Principal, rawName: unknown): Promise<{ conversation: ConversationView; created: boolean }> {
-    const { id, created } = await this.directId(me, rawName);
-    return { conversation: (await this.views(me, [id]))[0]!, created };
+    const { id, created, other } = await this.directId(me, rawName);
+    if (!created) return { conversation: (await this.views(me, [id]))[0]!, created };
+    // Just created by this request: its view is known without reading it back
+    return { conversation: { id, kind: 'direct', title: null, members: byName([me.name, other]) }, created };
   }
 
   /** The id of the direct conversation with another user, created when missing (no view: BOSH only needs the id). */
-  async directId(me: Principal, rawName: unknown): Promise<{ id: string; created: boolean }> {
+  async directId(me: Principal, rawName: unknown): Promise<{ id: string; created: boolean; other: string }> {
     const name = normaliseName(rawName);
     if (name === me.name) throw errors.badRequest('a direct conversation needs another user', 'self_conversation');
     const other = await this.store.userByName(name);
     if (!other) throw errors.notFound('user');
     const otherId = Number(other.id);
-    let conv = await this.store.directConversation(me.id, otherId);
-    let created = false;
-    if (!conv) {
-      const id = newId('d');
-      const { wrapped } = this.keys.create(id);
-      const heads = await this.store.createConversation({
-        id,
-        kind: 'direct',
-        title: null,
-        wrappedKey: wrapped,
-        ownerId: me.id,
-        memberIds: [me.id, otherId],
-      });
-      if (heads) {
-        created = true;
-        this.notifier.wake(heads);
-      }
-      conv = await this.store.directConversation(me.id, otherId);
+    const existing = await this.store.directConversation(me.id, otherId);
+    if (existing) {
+      this.remember(existing);
+      return { id: existing.id, created: false, other: name };
     }
-    return { id: conv!.id, created };
+    const id = newId('d');
+    const { wrapped } = this.keys.create(id);
+    const outcome = await this.opens.submit({ id, kind: 'direct', title: null, wrappedKey: wrapped, ownerId: me.id, memberIds: [me.id, otherId] });
+    // Not created: the other user (or this one, elsewhere) opened it a moment earlier
+    if (outcome.created) this.remember({ id, kind: 'direct', wrapped_key: wrapped });
+    return { id: outcome.id, created: outcome.created, other: name };
   }
 
   /** Create a group with me and the named members. */
@@ -195,16 +195,9 @@ export class Messaging {
     }
     const id = newId('g');
     const { wrapped } = this.keys.create(id);
-    const heads = await this.store.createConversation({
-      id,
-      kind: 'group',
-      title,
-      wrappedKey: wrapped,
-      ownerId: me.id,
-      memberIds: [me.id, ...users.map((u) => Number(u.id))],
-    });
-    if (heads) this.notifier.wake(heads);
-    return (await this.views(me, [id]))[0]!;
+    await this.opens.submit({ id, kind: 'group', title, wrappedKey: wrapped, ownerId: me.id, memberIds: [me.id, ...users.map((u) => Number(u.id))] });
+    this.remember({ id, kind: 'group', wrapped_key: wrapped });
+    return { id, kind: 'group', title, members: byName([me.name, ...names]) };
   }
 
   /** Add a member to a group (any member may). */
@@ -377,6 +370,11 @@ export class Messaging {
     }
     return out;
   }
+}
+
+/** Member names in the order the store lists them (byte order, as ORDER BY name COLLATE "C"). */
+function byName(names: string[]): string[] {
+  return [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** A message as `viewer` sees it: their own with client_id and status (from the others' positions). */

@@ -24,7 +24,16 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(parked: () => number, defaults = true) {
+  constructor(parked: () => number, defaults = true, deadlocks: () => number = () => 0) {
+    new Counter({
+      name: 'parley_db_deadlocks_total',
+      help: 'Deadlocks PostgreSQL reported to this node (none is expected: every write locks rows in one order)',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(deadlocks());
+      },
+    });
     new Gauge({
       name: 'parley_parked_requests',
       help: 'Requests parked on this node',

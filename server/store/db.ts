@@ -16,6 +16,8 @@ export interface Database extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   ping(): Promise<boolean>;
   close(): Promise<void>;
+  /** Deadlocks PostgreSQL reported to this node's statements since it started (retried or not). */
+  readonly deadlocks: number;
 }
 
 /** SQLSTATEs that mean "run the transaction again". */

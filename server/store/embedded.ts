@@ -8,6 +8,8 @@ import type { Database, Queryable } from './db.js';
  * Opening costs seconds and hundreds of MB: tests share one instance per run.
  */
 export class EmbeddedDatabase implements Database {
+  /** One connection: no two transactions ever wait on each other. */
+  readonly deadlocks = 0;
   readonly kind = 'embedded' as const;
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;

@@ -25,6 +25,8 @@ function prepared(text: string, values: readonly unknown[]): pg.QueryConfig {
 /** PostgreSQL through a pg Pool, with every connection's search_path set to one schema. */
 export class PostgresDatabase implements Database {
   readonly kind = 'postgres' as const;
+  /** Deadlocks reported to this pool's statements (each one also retried, in a transaction). */
+  deadlocks = 0;
   private constructor(private readonly pool: pg.Pool, private readonly log: Logger) {}
 
   /** Connect; creates the schema when it is missing (safe when several nodes start at once). */
@@ -54,8 +56,20 @@ export class PostgresDatabase implements Database {
   }
 
   async query<R>(sql: string, params: readonly unknown[] = []): Promise<R[]> {
-    const res = await this.pool.query(prepared(sql, params));
-    return res.rows as R[];
+    try {
+      const res = await this.pool.query(prepared(sql, params));
+      return res.rows as R[];
+    } catch (err) {
+      this.count(err);
+      throw err;
+    }
+  }
+
+  private count(err: unknown): void {
+    if (sqlState(err) === '40P01') {
+      this.deadlocks++;
+      this.log.warn({ code: '40P01' }, 'deadlock detected');
+    }
   }
 
   async exec(sql: string): Promise<void> {
@@ -77,6 +91,7 @@ export class PostgresDatabase implements Database {
         return result;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
+        this.count(err);
         if (attempt < TRANSACTION_ATTEMPTS && RETRYABLE.has(sqlState(err) ?? '')) {
           this.log.debug({ attempt, code: sqlState(err) }, 'retrying transaction');
           continue;

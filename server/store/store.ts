@@ -3,7 +3,11 @@ import { isUniqueViolation, toBuffer, type Database, type Queryable } from './db
 /**
  * All of Parley's SQL, behind domain-shaped methods. It knows rows and sequence numbers, not HTTP
  * nor encryption: bodies arrive sealed and leave sealed. Lock order everywhere:
- * acks → conversations → members → users (users by id), so transactions never wait in a cycle.
+ * acks → conversations → members → users, each set of rows in key order in one statement, users
+ * always last (stream appends), so transactions never wait in a cycle. Writers lock rows FOR NO KEY
+ * UPDATE (no key column ever changes): foreign-key checks (KEY SHARE) of other writers pass
+ * beside them instead of turning into lock upgrades that deadlock. The SQL functions are in
+ * sql/functions/, one file each, re-applied by every migrate.
  */
 
 /** A user row. */
@@ -70,6 +74,23 @@ export interface NewMessage {
   body: Buffer;
   clientId: string | null;
   attachment: unknown | null;
+}
+
+/** A conversation to create (its key already wrapped). */
+export interface NewConversation {
+  id: string;
+  kind: 'direct' | 'group';
+  title: string | null;
+  wrappedKey: Buffer;
+  ownerId: number;
+  /** Every member, the owner included; for a direct conversation, exactly the two. */
+  memberIds: number[];
+}
+
+/** Outcome of one open of a batch: the conversation's id, and whether this open created it. */
+export interface OpenOutcome {
+  id: string;
+  created: boolean;
 }
 
 /** Outcome of one message of a batch. */
@@ -156,7 +177,6 @@ function toMessage(r: MessageRow): StoredMessage {
   };
 }
 
-/** The key of the one direct conversation of a pair. */
 /** A range of a conversation's messages moved from the table into a sealed blob. */
 export interface ArchiveChunk {
   conversationId: string;
@@ -179,6 +199,7 @@ function toChunk(r: ArchiveRow): ArchiveChunk {
 /** Thrown inside commitArchive's transaction to roll it back when another node got there first. */
 class RaceLost extends Error {}
 
+/** The key of the one direct conversation of a pair. */
 export function directKey(a: number, b: number): string {
   return a < b ? `${a}:${b}` : `${b}:${a}`;
 }
@@ -246,11 +267,17 @@ export class Store {
   /** Record when users were last online. */
   async setLastSeen(items: ReadonlyArray<{ userId: number; at: Date }>): Promise<void> {
     if (items.length === 0) return;
-    await this.db.query(
-      `UPDATE users SET last_seen = v.at FROM unnest($1::bigint[], $2::timestamptz[]) AS v(id, at)
-       WHERE users.id = v.id AND (users.last_seen IS NULL OR users.last_seen < v.at)`,
-      [items.map((i) => i.userId), items.map((i) => i.at.toISOString())],
-    );
+    const ids = items.map((i) => i.userId);
+    await this.db.transaction(async (tx) => {
+      // The rows in id order first, as a stream append locks them (one UPDATE locks in whatever
+      // order its join runs, and two such orders can wait on each other)
+      await tx.query('SELECT 1 FROM users WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
+      await tx.query(
+        `UPDATE users SET last_seen = v.at FROM unnest($1::bigint[], $2::timestamptz[]) AS v(id, at)
+         WHERE users.id = v.id AND (users.last_seen IS NULL OR users.last_seen < v.at)`,
+        [ids, items.map((i) => i.at.toISOString())],
+      );
+    });
   }
 
   // ---- conversations --------------------------------------------------------------------
@@ -281,44 +308,57 @@ export class Store {
 
   /** The direct conversation of a pair, if it exists. */
   async directConversation(a: number, b: number): Promise<ConversationRow | null> {
-    const rows = await this.db.query<{ id: string }>('SELECT id FROM conversations WHERE direct_key = $1', [directKey(a, b)]);
-    return rows[0] ? this.conversation(rows[0].id) : null;
+    const rows = await this.db.query<ConversationRow & { wrapped_key: unknown }>(
+      'SELECT id, kind, title, wrapped_key, last_seq, created_at FROM conversations WHERE direct_key = $1',
+      [directKey(a, b)],
+    );
+    const r = rows[0];
+    return r ? { ...r, wrapped_key: toBuffer(r.wrapped_key) } : null;
   }
 
   /**
-   * Create a conversation with its members and append a "conversation" entry to each member's
-   * stream. For a direct conversation that already exists (two creators racing), resolves null.
+   * Create conversations with their members, appending a "conversation" entry to each member's
+   * stream, in one round trip (parley_open; group commit of many opens). For a direct conversation
+   * whose pair already has one (two creators racing), the outcome is the existing id, not created.
    */
-  async createConversation(c: {
-    id: string;
-    kind: 'direct' | 'group';
-    title: string | null;
-    wrappedKey: Buffer;
-    ownerId: number;
-    memberIds: number[];
-  }): Promise<Heads | null> {
-    const key = c.kind === 'direct' ? directKey(c.memberIds[0]!, c.memberIds[1]!) : null;
-    try {
-      return await this.db.transaction(async (tx) => {
-        await tx.query(
-          'INSERT INTO conversations (id, kind, title, direct_key, wrapped_key) VALUES ($1, $2, $3, $4, $5)',
-          [c.id, c.kind, c.title, key, c.wrappedKey],
-        );
-        const ids = [...new Set(c.memberIds)];
-        await tx.query(
-          `INSERT INTO members (conversation_id, user_id, role)
-           SELECT $1, id, CASE WHEN id = $3 AND $4 = 'group' THEN 'owner' ELSE 'member' END FROM unnest($2::bigint[]) AS id`,
-          [c.id, ids, c.ownerId, c.kind],
-        );
-        return this.append(
-          tx,
-          ids.map((userId) => ({ userId, type: 'conversation', conversationId: c.id, payload: { change: 'created' } })),
-        );
-      });
-    } catch (err) {
-      if (key && isUniqueViolation(err)) return null;
-      throw err;
+  async openBatch(items: readonly NewConversation[]): Promise<{ outcomes: OpenOutcome[]; heads: Heads }> {
+    const memberIdx: number[] = [];
+    const memberUser: number[] = [];
+    items.forEach((c, i) => {
+      for (const u of new Set(c.memberIds)) {
+        memberIdx.push(i + 1);
+        memberUser.push(u);
+      }
+    });
+    const rows = await this.db.query<{ r_idx: number | null; r_id: string | null; r_created: boolean | null; r_user: number | null; r_head: number | null }>(
+      'SELECT * FROM parley_open($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::int[], $8::bigint[])',
+      [
+        items.map((c) => c.id),
+        items.map((c) => c.kind),
+        items.map((c) => c.title),
+        items.map((c) => (c.kind === 'direct' ? directKey(c.memberIds[0]!, c.memberIds[1]!) : null)),
+        items.map((c) => c.wrappedKey),
+        items.map((c) => c.ownerId),
+        memberIdx,
+        memberUser,
+      ],
+    );
+    const outcomes: OpenOutcome[] = new Array(items.length);
+    const heads: Heads = new Map();
+    for (const r of rows) {
+      if (r.r_idx !== null) outcomes[Number(r.r_idx) - 1] = { id: r.r_id!, created: Boolean(r.r_created) };
+      else heads.set(Number(r.r_user), Number(r.r_head));
     }
+    return { outcomes, heads };
+  }
+
+  /**
+   * Create one conversation (openBatch of one). For a direct conversation that already exists
+   * (two creators racing), resolves null.
+   */
+  async createConversation(c: NewConversation): Promise<Heads | null> {
+    const { outcomes, heads } = await this.openBatch([c]);
+    return outcomes[0]!.created ? heads : null;
   }
 
   /** Add or remove a member; appends a "conversation" entry for everyone concerned. */
@@ -327,7 +367,7 @@ export class Store {
     change: { add?: number; remove?: number },
   ): Promise<{ heads: Heads; changed: boolean }> {
     return this.db.transaction(async (tx) => {
-      await tx.query('SELECT id FROM conversations WHERE id = $1 FOR UPDATE', [conversationId]);
+      await tx.query('SELECT id FROM conversations WHERE id = $1 FOR NO KEY UPDATE', [conversationId]);
       let changed = false;
       if (change.add !== undefined) {
         const rows = await tx.query(
@@ -375,7 +415,7 @@ export class Store {
       role: 'owner' | 'member';
     }>(
       `SELECT m.conversation_id, m.user_id, u.name, m.delivered_seq, m.read_seq, m.role
-       FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ANY($1::text[]) ORDER BY u.name`,
+       FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ANY($1::text[]) ORDER BY u.name COLLATE "C"`,
       [conversationIds],
     );
     return rows.map((r) => ({
@@ -402,7 +442,7 @@ export class Store {
     }>(
       `SELECT c.id, c.kind, c.title, c.wrapped_key, c.last_seq, me.read_seq,
          (SELECT count(*)::int FROM messages x WHERE x.conversation_id = c.id AND x.seq > me.read_seq AND x.sender_id <> $1) AS unread,
-         (SELECT array_agg(u.name ORDER BY u.name) FROM members o JOIN users u ON u.id = o.user_id WHERE o.conversation_id = c.id) AS members
+         (SELECT array_agg(u.name ORDER BY u.name COLLATE "C") FROM members o JOIN users u ON u.id = o.user_id WHERE o.conversation_id = c.id) AS members
        FROM members me JOIN conversations c ON c.id = me.conversation_id
        WHERE me.user_id = $1`,
       [userId],
@@ -596,7 +636,7 @@ export class Store {
       // Locked first, so no send to these conversations commits between the statements below
       const convs = (
         await tx.query<{ id: string }>(
-          'SELECT id FROM conversations WHERE last_seq > purged_seq AND id > $1 ORDER BY id LIMIT $2 FOR UPDATE',
+          'SELECT id FROM conversations WHERE last_seq > purged_seq AND id > $1 ORDER BY id LIMIT $2 FOR NO KEY UPDATE',
           [afterId, limit],
         )
       ).map((r) => r.id);

@@ -55,6 +55,38 @@ export function storeContract(name: string, make: (ctx: Mocha.Context) => Promis
       expect((await store.directConversation(b.id, a.id))!.id).to.equal(first);
     });
 
+    it('opens a batch in one go: a pair named twice or already open gets its one conversation, each member hears once', async () => {
+      const [a, b, c, d] = [await user(), await user(), await user(), await user()];
+      const existing = await conversation('direct', [a.id, c.id]);
+      const item = (kind: 'direct' | 'group', ids: number[]) => ({
+        id: unique('c'),
+        kind,
+        title: kind === 'group' ? 'team' : null,
+        wrappedKey: randomBytes(61),
+        ownerId: ids[0]!,
+        memberIds: ids,
+      });
+      const batch = [item('direct', [a.id, b.id]), item('direct', [b.id, a.id]), item('direct', [c.id, a.id]), item('group', [d.id, a.id, b.id, a.id])];
+      const { outcomes, heads } = await store.openBatch(batch);
+      expect(outcomes.map((o) => o.created)).to.deep.equal([true, false, false, true]);
+      expect(outcomes[1]!.id).to.equal(outcomes[0]!.id);
+      expect(outcomes[2]!.id).to.equal(existing);
+      expect(outcomes[3]!.id).to.equal(batch[3]!.id);
+      expect((await store.directConversation(a.id, b.id))!.id).to.equal(batch[0]!.id);
+      // a: the new direct and the group; b: the same; d: the group; c: nothing new
+      expect([...heads.keys()].sort()).to.deep.equal([a.id, b.id, d.id].sort());
+      const entries = await store.readStream(a.id, 0, 10);
+      expect(entries.filter((e) => e.type === 'conversation').map((e) => e.conversationId).sort()).to.deep.equal(
+        [existing, batch[0]!.id, batch[3]!.id].sort(),
+      );
+      const roles = (await store.members([batch[3]!.id])).map((m) => [m.userId, m.role]);
+      expect(roles).to.have.deep.members([
+        [d.id, 'owner'],
+        [a.id, 'member'],
+        [b.id, 'member'],
+      ]);
+    });
+
     it('numbers messages per conversation and streams per user without gaps, under concurrent batches', async () => {
       const a = await user();
       const b = await user();
