@@ -61,6 +61,8 @@ function options() {
       drain: { type: 'string', default: '10' },
       'text-bytes': { type: 'string', default: '64' },
       'setup-concurrency': { type: 'string', default: '16' },
+      partners: { type: 'string', default: '0' },
+      anyone: { type: 'boolean', default: false },
       'max-messages': { type: 'string', default: '2000000' },
       server: { type: 'string' },
       profile: { type: 'boolean', default: false },
@@ -103,6 +105,10 @@ function options() {
     drain: num('drain', 0, 60),
     textBytes: num('text-bytes', 0, 16000),
     setupConcurrency: num('setup-concurrency', 1, 500),
+    /** 0: pairs (2k with 2k+1); N: each user has about N fixed partners, opened before the load. */
+    partners: num('partners', 0, 200),
+    /** Any sender to any recipient; a pair's first message opens its conversation. */
+    anyone: values.anyone!,
     maxMessages: num('max-messages', 1, 100_000_000),
     server,
     profile: values.profile!,
@@ -113,6 +119,14 @@ function options() {
     databaseUrl: values['database-url']!,
     redisUrl: values['redis-url']!,
   };
+  if (o.anyone && o.partners > 0) {
+    console.error('--anyone and --partners are two workloads: give one');
+    process.exit(2);
+  }
+  if ((o.anyone || o.partners > 0) && (values.reuse || values.keep)) {
+    console.error('--keep and --reuse keep the pairs workload only');
+    process.exit(2);
+  }
   if (o.users % 2 !== 0) {
     console.error('--users must be even (users are paired across the two nodes)');
     process.exit(2);
@@ -289,20 +303,24 @@ async function main(): Promise<number> {
       runTag: `m${runTag}`,
       password: `bench-${dataTag}`,
       log: say,
+      mode: o.anyone ? 'anyone' : o.partners > 0 ? 'partners' : 'pairs',
+      partners: o.partners,
     });
 
     const setupStart = performance.now();
     if (kept) w.adopt(kept.users);
     else {
       await w.register(o.setupConcurrency);
-      await w.pair(o.setupConcurrency);
+      if (o.partners > 0) await w.openPartners(o.partners, o.setupConcurrency);
+      else if (!o.anyone) await w.pair(o.setupConcurrency);
     }
     if (o.keep) {
       const data: KeptData = { dataTag, masterKey, users: w.users.map((u) => ({ name: u.name, token: u.token, conversation: u.conversation })) };
       writeFileSync(keptFile, JSON.stringify(data));
     }
     const setupMs = performance.now() - setupStart;
-    say(`setup: ${o.users} users and ${o.users / 2} conversations in ${(setupMs / 1000).toFixed(1)} s`);
+    say(`setup: ${o.users} users and ${o.anyone ? 0 : o.partners > 0 ? w.opened : o.users / 2} conversations in ${(setupMs / 1000).toFixed(1)} s`);
+    const openedBefore = w.opened;
 
     // Memory with nothing parked, then with half the polls parked, then all, each after the same
     // idle time. idle→all is the issue's figure; half→all is the marginal cost of one more parked
@@ -463,7 +481,7 @@ async function main(): Promise<number> {
     const ok = (b: boolean) => (b ? 'met' : 'MISSED');
     const lines = [
       '',
-      `Parley load: ${o.users} users (${o.users / 2} per node), ${o.senders} senders${o.rate ? ` offering ${o.rate} messages/s (open loop)` : ' (closed loop)'}, ${o.seconds} s measured after ${o.warmup} s warm-up, server ${o.server}${o.nodeFlags.length ? ` with ${o.nodeFlags.join(' ')}` : ''}${o.profile ? ', PROFILING (slower)' : ''}, commit ${report.commit ?? '?'}`,
+      `Parley load: ${o.users} users (${o.users / 2} per node), ${o.anyone ? `anyone to anyone (${w.opened - openedBefore} conversations opened by first messages)` : o.partners > 0 ? `${o.partners} fixed partners each` : 'fixed pairs'}, ${o.senders} senders${o.rate ? ` offering ${o.rate} messages/s (open loop)` : ' (closed loop)'}, ${o.seconds} s measured after ${o.warmup} s warm-up, server ${o.server}${o.nodeFlags.length ? ` with ${o.nodeFlags.join(' ')}` : ''}${o.profile ? ', PROFILING (slower)' : ''}, commit ${report.commit ?? '?'}`,
       `  sent (201)              ${acked.length} in all, ${measured.length} measured (${report.sentPerSecond}/s)`,
       `  delivered               ${deliveredMeasured.length} measured = ${deliveredPerSecond} messages/s`,
       `  lost                    ${lost.length}   duplicates ${w.duplicates}   misdelivered ${w.misdelivered}   received without a 201 ${receivedUnacked}`,

@@ -51,6 +51,14 @@ export type WorkloadOptions = {
   runTag: string;
   password: string;
   log: (msg: string) => void;
+  /**
+   * Who talks to whom. `pairs` (default): user 2k with 2k+1 only, conversations opened before the
+   * load. `partners`: each user with about `partners` fixed others (most on the other node),
+   * opened before the load. `anyone`: any sender to any recipient (on the other node with
+   * probability 0.9); a pair's first message opens its conversation, as a new user's would.
+   */
+  mode?: 'pairs' | 'partners' | 'anyone';
+  partners?: number;
 };
 
 /** Counters of things that should not happen, keyed by what happened ("send 500 internal", "poll ECONNRESET"). */
@@ -114,6 +122,12 @@ export class Workload {
   private readonly receiptState = new Map<string, { upTo: number; pending: Sent[] }>();
   private measureFrom = Infinity;
   private measureTo = Infinity;
+  /** Conversation of each unordered pair "i j" (i < j), opening or open (partners and anyone modes). */
+  private readonly convs = new Map<string, Promise<string>>();
+  /** partners mode: each user's partners. */
+  private partnersOf: number[][] = [];
+  /** Direct conversations opened (partners and anyone modes). */
+  opened = 0;
 
   constructor(
     readonly clients: NodeClient[],
@@ -170,6 +184,53 @@ export class Workload {
         throw new Error(`open conversation ${ua.name}→${ub.name}: ${describe(res)}`);
       }
       ua.conversation = ub.conversation = id;
+    });
+  }
+
+  /**
+   * The conversation of a pair, opened by `from` on its node the first time (concurrent first
+   * messages of a pair share one request); a failed open is forgotten so the next message retries.
+   */
+  conversationOf(from: number, to: number): Promise<string> {
+    const key = from < to ? `${from} ${to}` : `${to} ${from}`;
+    let p = this.convs.get(key);
+    if (!p) {
+      const ua = this.users[from]!;
+      p = this.clients[ua.node]!.request('/api/conversations', { token: ua.token, body: { with: this.users[to]!.name }, timeoutMs: 30_000 }).then((res) => {
+        const id = res.body?.conversation?.id;
+        if ((res.status !== 201 && res.status !== 200) || typeof id !== 'string') throw new Error(`open ${describe(res).slice(0, 80)}`);
+        this.opened++;
+        return id as string;
+      });
+      p.catch(() => this.convs.delete(key));
+      this.convs.set(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * partners mode: give each user about `n` fixed partners and open those conversations now. User
+   * i pairs with i + d for the offsets d = 1, 3, 5, … (the other node) and every fifth offset even
+   * (the same node), both ways, so each user has n partners and about 80% of them across nodes.
+   */
+  async openPartners(n: number, concurrency: number): Promise<void> {
+    const count = this.users.length;
+    const offsets = Array.from({ length: Math.max(1, Math.floor(n / 2)) }, (_, k) => (k % 5 === 4 ? 2 * k : 2 * k + 1));
+    this.partnersOf = this.users.map(() => []);
+    const pairs: Array<[number, number]> = [];
+    for (let i = 0; i < count; i++) {
+      for (const d of offsets) {
+        const j = (i + d) % count;
+        if (j === i || this.partnersOf[i]!.includes(j)) continue;
+        this.partnersOf[i]!.push(j);
+        this.partnersOf[j]!.push(i);
+        pairs.push([i, j]);
+      }
+    }
+    let done = 0;
+    await runPool(pairs, concurrency, async ([i, j]) => {
+      await this.conversationOf(i, j);
+      if (++done % 2000 === 0) this.opts.log(`opened ${done}/${pairs.length} conversations`);
     });
   }
 
@@ -320,13 +381,23 @@ export class Workload {
         if (due > t0) await sleep(due - t0);
         t0 = due;
       }
-      const k = Math.floor(Math.random() * pairs);
-      const s = this.users[2 * k + (Math.random() < 0.5 ? 0 : 1)]!;
+      const { sender, recipient } = this.pick(pairs);
+      const s = this.users[sender]!;
+      let conversation = s.conversation;
+      if (this.opts.mode === 'partners' || this.opts.mode === 'anyone') {
+        try {
+          conversation = await this.conversationOf(sender, recipient);
+        } catch (e) {
+          this.problem((e as Error).message);
+          await sleep(20);
+          continue;
+        }
+      }
       const id = `${this.opts.runTag}-${this.counter++}`;
-      const rec: Sent = { t0, sender: s.i, recipient: s.partner, conversation: s.conversation, measured: t0 >= this.measureFrom && t0 < this.measureTo };
+      const rec: Sent = { t0, sender: s.i, recipient, conversation, measured: t0 >= this.measureFrom && t0 < this.measureTo };
       this.sent.set(id, rec); // before the POST: the recipient may hear of it before we hear the 201
       const body = { text: `${id} ${this.filler}`, client_id: id };
-      const path = `/api/conversations/${encodeURIComponent(s.conversation)}/messages`;
+      const path = `/api/conversations/${encodeURIComponent(conversation)}/messages`;
       let res: JsonResponse | undefined;
       // A retry reuses the client_id, so the server answers the first message again (never a duplicate).
       for (let attempt = 0; attempt < 3 && !res; attempt++) {
@@ -343,7 +414,7 @@ export class Workload {
       if (res && (res.status === 201 || res.status === 200) && typeof res.body?.message?.seq === 'number') {
         rec.ackAt = performance.now();
         rec.seq = res.body.message.seq as number;
-        const st = this.receiptStateOf(s.conversation, s.i);
+        const st = this.receiptStateOf(conversation, s.i);
         if (rec.seq <= st.upTo) rec.receiptAt = rec.ackAt;
         else st.pending.push(rec);
       } else {
@@ -353,6 +424,28 @@ export class Workload {
         await sleep(20);
       }
     }
+  }
+
+  /** A sender and a recipient, as the mode says. */
+  private pick(pairs: number): { sender: number; recipient: number } {
+    const count = this.users.length;
+    if (this.opts.mode === 'partners') {
+      const sender = Math.floor(Math.random() * count);
+      const list = this.partnersOf[sender]!;
+      return { sender, recipient: list[Math.floor(Math.random() * list.length)]! };
+    }
+    if (this.opts.mode === 'anyone') {
+      const sender = Math.floor(Math.random() * count);
+      // user i lives on node i % 2: an odd distance is the other node
+      const cross = count < 4 || Math.random() < 0.9;
+      for (;;) {
+        const recipient = Math.floor(Math.random() * count);
+        if (recipient !== sender && ((recipient + sender) % 2 === 1) === cross) return { sender, recipient };
+      }
+    }
+    const k = Math.floor(Math.random() * pairs);
+    const sender = 2 * k + (Math.random() < 0.5 ? 0 : 1);
+    return { sender, recipient: this.users[sender]!.partner };
   }
 
   /** Messages acknowledged by the server (201/200). */
