@@ -576,7 +576,8 @@
     }
     setText($('chat-sub'), sub);
     toggleClass($('chat-sub'), 'online', !!(c.kind !== 'group' && other && other.online));
-    show($('add-member-button'), c.kind === 'group');
+    // the owner and admins add members (a plain member would be refused)
+    show($('add-member-button'), c.kind === 'group' && (c.owner === S.me || (c.admins || []).indexOf(S.me) >= 0));
   }
 
   // ---- Loading lists ------------------------------------------------------------------------

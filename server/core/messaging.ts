@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ConversationRow, MemberPosition, Store, StoredMessage } from '../store/store.js';
+import type { ConversationRow, MemberPosition, Role, Store, StoredMessage } from '../store/store.js';
 import type { Principal } from './accounts.js';
 import { normaliseName } from './accounts.js';
 import { errors } from './errors.js';
@@ -44,6 +44,10 @@ export interface ConversationView {
   kind: 'direct' | 'group';
   title: string | null;
   members: string[];
+  /** Groups: the owner, the admins, and what members who join later may read. */
+  owner?: string | null;
+  admins?: string[];
+  history?: 'joined' | 'all';
   unread?: number;
   last_message?: MessageView | null;
 }
@@ -55,6 +59,9 @@ export interface SendInput {
   /** Set by the files route: the attachment of an uploaded file. */
   attachment?: Record<string, unknown> | null;
 }
+
+/** A conversation as its member sees it: with their role and the seq after which they may read. */
+export type MemberConversation = ConversationRow & { role: Role; fromSeq: number };
 
 /** A random opaque id: 16 bytes, base64url. */
 export function newId(prefix: string): string {
@@ -124,13 +131,21 @@ export class Messaging {
   }
 
   /** The conversation if the user is a member: 404 when it does not exist, 403 when not a member. */
-  async requireMember(conversationId: unknown, user: Principal): Promise<ConversationRow> {
+  async requireMember(conversationId: unknown, user: Principal): Promise<MemberConversation> {
     if (typeof conversationId !== 'string' || conversationId.length > 64) throw errors.notFound('conversation');
     const found = await this.store.conversationFor(conversationId, user.id);
     if (!found) throw errors.notFound('conversation');
     if (!found.member) throw errors.forbidden('you are not a member of this conversation');
     this.remember(found.conversation);
-    return found.conversation;
+    return { ...found.conversation, ...found.member };
+  }
+
+  /** The group if I may manage its members (its owner or an admin): 403 otherwise. */
+  private async requireManager(conversationId: unknown, me: Principal, what: string): Promise<MemberConversation> {
+    const conv = await this.requireMember(conversationId, me);
+    if (conv.kind !== 'group') throw errors.badRequest(`${what} only in groups`, 'not_a_group');
+    if (conv.role === 'member') throw errors.forbidden(`only the group's owner and admins ${what}`);
+    return conv;
   }
 
   private remember(conv: Pick<ConversationRow, 'id' | 'kind' | 'wrapped_key'>): void {
@@ -181,7 +196,8 @@ export class Messaging {
   }
 
   /** Create a group with me and the named members. */
-  async createGroup(me: Principal, rawTitle: unknown, rawMembers: unknown): Promise<ConversationView> {
+  async createGroup(me: Principal, rawTitle: unknown, rawMembers: unknown, rawHistory?: unknown): Promise<ConversationView> {
+    const history = historyOf(rawHistory ?? 'joined');
     const title = typeof rawTitle === 'string' ? rawTitle.trim() : '';
     if (title.length < 1 || title.length > 100) throw errors.badRequest('title must be 1-100 characters', 'bad_title');
     const list = typeof rawMembers === 'string' ? rawMembers.split(',') : rawMembers;
@@ -195,15 +211,17 @@ export class Messaging {
     }
     const id = newId('g');
     const { wrapped } = this.keys.create(id);
-    await this.opens.submit({ id, kind: 'group', title, wrappedKey: wrapped, ownerId: me.id, memberIds: [me.id, ...users.map((u) => Number(u.id))] });
+    await this.opens.submit({ id, kind: 'group', title, wrappedKey: wrapped, ownerId: me.id, memberIds: [me.id, ...users.map((u) => Number(u.id))], history });
     this.remember({ id, kind: 'group', wrapped_key: wrapped });
-    return { id, kind: 'group', title, members: byName([me.name, ...names]) };
+    return { id, kind: 'group', title, members: byName([me.name, ...names]), owner: me.name, admins: [], history };
   }
 
-  /** Add a member to a group (any member may). */
+  /**
+   * Add a member to a group: its owner and admins may. What the newcomer reads follows the group's
+   * setting: from now on (the default), or its whole history.
+   */
   async addMember(me: Principal, conversationId: unknown, rawName: unknown): Promise<void> {
-    const conv = await this.requireMember(conversationId, me);
-    if (conv.kind !== 'group') throw errors.badRequest('members can only be added to groups', 'not_a_group');
+    const conv = await this.requireManager(conversationId, me, 'add members');
     const user = await this.store.userByName(normaliseName(rawName));
     if (!user) throw errors.notFound('user');
     const count = (await this.store.members([conv.id])).length;
@@ -212,7 +230,10 @@ export class Messaging {
     this.notifier.wake(heads);
   }
 
-  /** Remove a member from a group: anyone may leave; only the owner removes others. */
+  /**
+   * Remove a member from a group: anyone may leave; the owner removes anyone, an admin removes
+   * plain members.
+   */
   async removeMember(me: Principal, conversationId: unknown, rawName: unknown): Promise<void> {
     const conv = await this.requireMember(conversationId, me);
     if (conv.kind !== 'group') throw errors.badRequest('members can only be removed from groups', 'not_a_group');
@@ -220,10 +241,31 @@ export class Messaging {
     const members = await this.store.members([conv.id]);
     const target = members.find((m) => m.name === name);
     if (!target) throw errors.notFound('member');
-    const mine = members.find((m) => m.userId === me.id);
-    if (target.userId !== me.id && mine?.role !== 'owner') throw errors.forbidden('only the group owner removes other members');
+    if (target.userId !== me.id && !(conv.role === 'owner' || (conv.role === 'admin' && target.role === 'member'))) {
+      throw errors.forbidden("only the group's owner removes admins, and only the owner and admins remove members");
+    }
     const { heads } = await this.store.changeMembers(conv.id, { remove: target.userId });
     this.notifier.wake(heads);
+  }
+
+  /** Make a member of my group an admin, or a plain member again: the owner may. */
+  async setAdmin(me: Principal, conversationId: unknown, rawName: unknown, admin: boolean): Promise<void> {
+    const conv = await this.requireManager(conversationId, me, 'change roles');
+    if (conv.role !== 'owner') throw errors.forbidden("only the group's owner makes admins");
+    const target = (await this.store.members([conv.id])).find((m) => m.name === normaliseName(rawName));
+    if (!target) throw errors.notFound('member');
+    if (target.role === 'owner') throw errors.badRequest('the owner is not an admin', 'bad_role');
+    const { heads } = await this.store.setRole(conv.id, target.userId, admin ? 'admin' : 'member');
+    this.notifier.wake(heads);
+  }
+
+  /** Change what members who join my group later may read (`joined` or `all`): the owner may. */
+  async setHistory(me: Principal, conversationId: unknown, rawHistory: unknown): Promise<ConversationView> {
+    const conv = await this.requireManager(conversationId, me, 'change settings');
+    if (conv.role !== 'owner') throw errors.forbidden("only the group's owner changes its settings");
+    const { heads } = await this.store.setHistory(conv.id, historyOf(rawHistory));
+    this.notifier.wake(heads);
+    return (await this.views(me, [conv.id]))[0]!;
   }
 
   /** Send a text (and maybe an attachment). A client_id already used by me here returns the first message. */
@@ -277,8 +319,10 @@ export class Messaging {
     if (!Number.isSafeInteger(before) || before < 0) throw errors.badRequest('before must be a sequence number', 'bad_before');
     const limit = rawLimit === undefined || rawLimit === '' ? HISTORY_DEFAULT : Number(rawLimit);
     if (!Number.isInteger(limit) || limit < 1) throw errors.badRequest('limit must be a positive integer', 'bad_limit');
+    // Nothing from before I joined (a group that shows newcomers only what follows)
+    if (before <= conv.fromSeq + 1) return [];
     const rows = await this.archive.history(conv.id, before, Math.min(limit, HISTORY_MAX));
-    return this.renderMessages(me, rows);
+    return this.renderMessages(me, rows.filter((m) => m.seq > conv.fromSeq));
   }
 
   /** I have read a conversation up to a seq. */
@@ -310,6 +354,7 @@ export class Messaging {
       kind: r.kind,
       title: r.title,
       members: r.members,
+      ...(r.kind === 'group' ? { owner: r.owner, admins: r.admins, history: r.history } : {}),
       unread: r.unread,
       last_message: rendered.get(r.id) ?? null,
     }));
@@ -325,7 +370,11 @@ export class Messaging {
     return out;
   }
 
-  /** Views of some conversations (for events and creation answers), whether or not I am still a member. */
+  /**
+   * Views of some conversations (for events and creation answers). Of a conversation I am no
+   * longer a member of, only its id and kind: who is in it and what it is called now is not mine
+   * to see (an old stream entry replayed after my removal must not show it).
+   */
   async views(me: Principal, ids: readonly string[]): Promise<ConversationView[]> {
     const unique = [...new Set(ids)];
     const members = await this.store.members(unique);
@@ -333,7 +382,18 @@ export class Messaging {
     for (const id of unique) {
       const conv = await this.store.conversation(id);
       if (!conv) continue;
-      out.push({ id, kind: conv.kind, title: conv.title, members: members.filter((m) => m.conversationId === id).map((m) => m.name) });
+      const mine = members.filter((m) => m.conversationId === id);
+      if (!mine.some((m) => m.userId === me.id)) {
+        out.push({ id, kind: conv.kind, title: null, members: [] });
+        continue;
+      }
+      const view: ConversationView = { id, kind: conv.kind, title: conv.title, members: mine.map((m) => m.name) };
+      if (conv.kind === 'group') {
+        view.owner = mine.find((m) => m.role === 'owner')?.name ?? null;
+        view.admins = mine.filter((m) => m.role === 'admin').map((m) => m.name);
+        view.history = conv.history;
+      }
+      out.push(view);
     }
     return out;
   }
@@ -372,6 +432,12 @@ export class Messaging {
   }
 }
 
+/** A group's history setting from input: `joined` or `all`. */
+function historyOf(raw: unknown): 'joined' | 'all' {
+  if (raw === 'joined' || raw === 'all') return raw;
+  throw errors.badRequest('history must be "joined" or "all"', 'bad_history');
+}
+
 /** Member names in the order the store lists them (byte order, as ORDER BY name COLLATE "C"). */
 function byName(names: string[]): string[] {
   return [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -399,6 +465,8 @@ export function statusOf(
   others: readonly MemberPosition[],
   kind: 'direct' | 'group',
 ): Pick<MessageView, 'status' | 'delivered_to' | 'read_by'> {
+  // A member who joined after the message never gets it: they do not hold its status back
+  others = others.filter((o) => o.fromSeq < seq);
   const deliveredTo = others.filter((o) => o.deliveredSeq >= seq).map((o) => o.name);
   const readBy = others.filter((o) => o.readSeq >= seq).map((o) => o.name);
   const status =

@@ -107,7 +107,21 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     if (members === undefined && field(req, 'title') === undefined) {
       throw errors.badRequest('give `with` for a direct conversation, or `title` and `members` for a group', 'bad_conversation');
     }
-    sendJson(res, 201, { conversation: await core.messaging.createGroup(me, field(req, 'title'), members ?? []) });
+    sendJson(res, 201, { conversation: await core.messaging.createGroup(me, field(req, 'title'), members ?? [], field(req, 'history')) });
+  });
+
+  router.post('/conversations/:id/admins', auth, async (req, res) => {
+    await core.messaging.setAdmin(userOf(res), req.params['id'], field(req, 'name'), true);
+    res.status(204).end();
+  });
+
+  router.delete('/conversations/:id/admins/:name', auth, async (req, res) => {
+    await core.messaging.setAdmin(userOf(res), req.params['id'], req.params['name'], false);
+    res.status(204).end();
+  });
+
+  router.post('/conversations/:id/settings', auth, async (req, res) => {
+    sendJson(res, 200, { conversation: await core.messaging.setHistory(userOf(res), req.params['id'], field(req, 'history')) });
   });
 
   router.post('/conversations/:id/members', auth, async (req, res) => {

@@ -69,7 +69,8 @@ export class Attachments {
          FROM attachments a
          JOIN conversations c ON c.id = a.conversation_id
          JOIN members m ON m.conversation_id = a.conversation_id AND m.user_id = $2
-        WHERE a.id = $1`,
+        -- a member who reads only from when they joined gets no file uploaded before
+        WHERE a.id = $1 AND (m.from_seq = 0 OR a.created_at >= m.joined_at)`,
       [id, userId],
     );
     const r = rows[0];

@@ -26,6 +26,8 @@ export interface ConversationRow {
   wrapped_key: Buffer;
   last_seq: number;
   created_at: Date;
+  /** What a new member of a group may read: from when they joined, or everything. */
+  history: 'joined' | 'all';
 }
 
 /** A message as stored (body sealed). */
@@ -85,6 +87,8 @@ export interface NewConversation {
   ownerId: number;
   /** Every member, the owner included; for a direct conversation, exactly the two. */
   memberIds: number[];
+  /** For a group: what members who join later may read (default: from when they joined). */
+  history?: 'joined' | 'all';
 }
 
 /** Outcome of one open of a batch: the conversation's id, and whether this open created it. */
@@ -124,8 +128,13 @@ export interface MemberPosition {
   name: string;
   deliveredSeq: number;
   readSeq: number;
-  role: 'owner' | 'member';
+  role: Role;
+  /** The member reads messages after this seq (where the conversation stood when they joined). */
+  fromSeq: number;
 }
+
+/** A member's role: the owner (one, the creator), admins (add and remove members), members. */
+export type Role = 'owner' | 'admin' | 'member';
 
 /** Read positions of a conversation for one viewer, plus its summary. */
 export interface ConversationSummary {
@@ -137,6 +146,9 @@ export interface ConversationSummary {
   readSeq: number;
   unread: number;
   members: string[];
+  history: 'joined' | 'all';
+  owner: string | null;
+  admins: string[];
   lastMessage: StoredMessage | null;
 }
 
@@ -285,31 +297,40 @@ export class Store {
   /** A conversation by id. */
   async conversation(id: string): Promise<ConversationRow | null> {
     const rows = await this.db.query<ConversationRow & { wrapped_key: unknown }>(
-      'SELECT id, kind, title, wrapped_key, last_seq, created_at FROM conversations WHERE id = $1',
+      'SELECT id, kind, title, wrapped_key, last_seq, created_at, history FROM conversations WHERE id = $1',
       [id],
     );
     const r = rows[0];
     return r ? { ...r, wrapped_key: toBuffer(r.wrapped_key) } : null;
   }
 
-  /** A conversation and whether a user is a member of it, in one round trip. */
-  async conversationFor(id: string, userId: number): Promise<{ conversation: ConversationRow; member: boolean } | null> {
-    const rows = await this.db.query<ConversationRow & { wrapped_key: unknown; member: boolean }>(
-      `SELECT id, kind, title, wrapped_key, last_seq, created_at,
-         EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2) AS member
-       FROM conversations WHERE id = $1`,
+  /**
+   * A conversation and the user's membership of it (null when not a member: their role, and the
+   * seq after which they may read), in one round trip.
+   */
+  async conversationFor(
+    id: string,
+    userId: number,
+  ): Promise<{ conversation: ConversationRow; member: { role: Role; fromSeq: number } | null } | null> {
+    const rows = await this.db.query<ConversationRow & { wrapped_key: unknown; role: Role | null; from_seq: number | null }>(
+      `SELECT c.id, c.kind, c.title, c.wrapped_key, c.last_seq, c.created_at, c.history, m.role, m.from_seq
+       FROM conversations c LEFT JOIN members m ON m.conversation_id = c.id AND m.user_id = $2
+       WHERE c.id = $1`,
       [id, userId],
     );
     const r = rows[0];
     if (!r) return null;
-    const { member, ...conv } = r;
-    return { conversation: { ...conv, wrapped_key: toBuffer(conv.wrapped_key) }, member };
+    const { role, from_seq, ...conv } = r;
+    return {
+      conversation: { ...conv, wrapped_key: toBuffer(conv.wrapped_key) },
+      member: role === null ? null : { role, fromSeq: Number(from_seq) },
+    };
   }
 
   /** The direct conversation of a pair, if it exists. */
   async directConversation(a: number, b: number): Promise<ConversationRow | null> {
     const rows = await this.db.query<ConversationRow & { wrapped_key: unknown }>(
-      'SELECT id, kind, title, wrapped_key, last_seq, created_at FROM conversations WHERE direct_key = $1',
+      'SELECT id, kind, title, wrapped_key, last_seq, created_at, history FROM conversations WHERE direct_key = $1',
       [directKey(a, b)],
     );
     const r = rows[0];
@@ -331,7 +352,7 @@ export class Store {
       }
     });
     const rows = await this.db.query<{ r_idx: number | null; r_id: string | null; r_created: boolean | null; r_user: number | null; r_head: number | null }>(
-      'SELECT * FROM parley_open($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::int[], $8::bigint[])',
+      'SELECT * FROM parley_open($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::text[], $8::int[], $9::bigint[])',
       [
         items.map((c) => c.id),
         items.map((c) => c.kind),
@@ -339,6 +360,7 @@ export class Store {
         items.map((c) => (c.kind === 'direct' ? directKey(c.memberIds[0]!, c.memberIds[1]!) : null)),
         items.map((c) => c.wrappedKey),
         items.map((c) => c.ownerId),
+        items.map((c) => c.history ?? 'joined'),
         memberIdx,
         memberUser,
       ],
@@ -367,12 +389,18 @@ export class Store {
     change: { add?: number; remove?: number },
   ): Promise<{ heads: Heads; changed: boolean }> {
     return this.db.transaction(async (tx) => {
+      // Locked first: no message commits between reading where the conversation stands and the insert
       await tx.query('SELECT id FROM conversations WHERE id = $1 FOR NO KEY UPDATE', [conversationId]);
       let changed = false;
       if (change.add !== undefined) {
+        // A group that shows new members its history from when they joined starts them at its last
+        // message: they read what comes next, and count as having read (and received) the rest.
         const rows = await tx.query(
-          `INSERT INTO members (conversation_id, user_id, delivered_seq, read_seq)
-           SELECT $1, $2, 0, 0 ON CONFLICT DO NOTHING RETURNING user_id`,
+          `INSERT INTO members (conversation_id, user_id, delivered_seq, read_seq, from_seq)
+           SELECT c.id, $2, s.at, s.at, s.at FROM conversations c,
+             LATERAL (SELECT CASE WHEN c.history = 'all' THEN 0 ELSE c.last_seq END AS at) s
+           WHERE c.id = $1
+           ON CONFLICT DO NOTHING RETURNING user_id`,
           [conversationId, change.add],
         );
         changed = rows.length > 0;
@@ -385,22 +413,45 @@ export class Store {
         changed = rows.length > 0;
       }
       if (!changed) return { heads: new Map(), changed };
-      const members = await tx.query<{ user_id: number }>('SELECT user_id FROM members WHERE conversation_id = $1', [
-        conversationId,
-      ]);
-      const concerned = new Set(members.map((m) => Number(m.user_id)));
-      if (change.remove !== undefined) concerned.add(change.remove);
-      const heads = await this.append(
-        tx,
-        [...concerned].map((userId) => ({
-          userId,
-          type: 'conversation',
-          conversationId,
-          payload: { change: change.add !== undefined ? 'member_added' : 'member_removed' },
-        })),
-      );
+      const heads = await this.tellMembers(tx, conversationId, change.add !== undefined ? 'member_added' : 'member_removed', change.remove);
       return { heads, changed };
     });
+  }
+
+  /** Make a member an admin or a plain member again (never the owner); false when nothing changed. */
+  async setRole(conversationId: string, userId: number, role: 'admin' | 'member'): Promise<{ heads: Heads; changed: boolean }> {
+    return this.db.transaction(async (tx) => {
+      await tx.query('SELECT id FROM conversations WHERE id = $1 FOR NO KEY UPDATE', [conversationId]);
+      const rows = await tx.query(
+        `UPDATE members SET role = $3 WHERE conversation_id = $1 AND user_id = $2 AND role <> 'owner' AND role <> $3 RETURNING 1`,
+        [conversationId, userId, role],
+      );
+      if (rows.length === 0) return { heads: new Map(), changed: false };
+      return { heads: await this.tellMembers(tx, conversationId, 'role_changed'), changed: true };
+    });
+  }
+
+  /** Change what new members of a group may read; false when it already was so. */
+  async setHistory(conversationId: string, history: 'joined' | 'all'): Promise<{ heads: Heads; changed: boolean }> {
+    return this.db.transaction(async (tx) => {
+      const rows = await tx.query(
+        `UPDATE conversations SET history = $2 WHERE id = $1 AND kind = 'group' AND history <> $2 RETURNING 1`,
+        [conversationId, history],
+      );
+      if (rows.length === 0) return { heads: new Map(), changed: false };
+      return { heads: await this.tellMembers(tx, conversationId, 'settings_changed'), changed: true };
+    });
+  }
+
+  /** A "conversation" entry with `change` to every member (and to a member just removed). */
+  private async tellMembers(tx: Queryable, conversationId: string, change: string, removed?: number): Promise<Heads> {
+    const members = await tx.query<{ user_id: number }>('SELECT user_id FROM members WHERE conversation_id = $1', [conversationId]);
+    const concerned = new Set(members.map((m) => Number(m.user_id)));
+    if (removed !== undefined) concerned.add(removed);
+    return this.append(
+      tx,
+      [...concerned].map((userId) => ({ userId, type: 'conversation', conversationId, payload: { change } })),
+    );
   }
 
   /** Positions and roles of every member of these conversations. */
@@ -412,9 +463,10 @@ export class Store {
       name: string;
       delivered_seq: number;
       read_seq: number;
-      role: 'owner' | 'member';
+      role: Role;
+      from_seq: number;
     }>(
-      `SELECT m.conversation_id, m.user_id, u.name, m.delivered_seq, m.read_seq, m.role
+      `SELECT m.conversation_id, m.user_id, u.name, m.delivered_seq, m.read_seq, m.role, m.from_seq
        FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ANY($1::text[]) ORDER BY u.name COLLATE "C"`,
       [conversationIds],
     );
@@ -425,6 +477,7 @@ export class Store {
       deliveredSeq: Number(r.delivered_seq),
       readSeq: Number(r.read_seq),
       role: r.role,
+      fromSeq: Number(r.from_seq),
     }));
   }
 
@@ -439,17 +492,25 @@ export class Store {
       read_seq: number;
       unread: number;
       members: string[];
+      history: 'joined' | 'all';
+      owner: string | null;
+      admins: string[] | null;
     }>(
       `SELECT c.id, c.kind, c.title, c.wrapped_key, c.last_seq, me.read_seq,
          (SELECT count(*)::int FROM messages x WHERE x.conversation_id = c.id AND x.seq > me.read_seq AND x.sender_id <> $1) AS unread,
-         (SELECT array_agg(u.name ORDER BY u.name COLLATE "C") FROM members o JOIN users u ON u.id = o.user_id WHERE o.conversation_id = c.id) AS members
+         (SELECT array_agg(u.name ORDER BY u.name COLLATE "C") FROM members o JOIN users u ON u.id = o.user_id WHERE o.conversation_id = c.id) AS members,
+         c.history,
+         (SELECT u.name FROM members o JOIN users u ON u.id = o.user_id WHERE o.conversation_id = c.id AND o.role = 'owner') AS owner,
+         (SELECT array_agg(u.name ORDER BY u.name COLLATE "C") FROM members o JOIN users u ON u.id = o.user_id
+           WHERE o.conversation_id = c.id AND o.role = 'admin') AS admins
        FROM members me JOIN conversations c ON c.id = me.conversation_id
        WHERE me.user_id = $1`,
       [userId],
     );
     const last = await this.db.query<MessageRow>(
       `SELECT ${MESSAGE_COLUMNS} FROM members me JOIN messages m ON m.conversation_id = me.conversation_id
-         AND m.seq = (SELECT last_seq FROM conversations WHERE id = me.conversation_id) AND octet_length(m.body) > 0
+         AND m.seq = (SELECT last_seq FROM conversations WHERE id = me.conversation_id) AND m.seq > me.from_seq
+         AND octet_length(m.body) > 0
        JOIN users su ON su.id = m.sender_id WHERE me.user_id = $1`,
       [userId],
     );
@@ -464,6 +525,9 @@ export class Store {
         readSeq: Number(r.read_seq),
         unread: Number(r.unread),
         members: r.members ?? [],
+        history: r.history,
+        owner: r.owner,
+        admins: r.admins ?? [],
         lastMessage: lastBy.get(r.id) ?? null,
       }))
       .sort((a, b) => (b.lastMessage?.sentAt.getTime() ?? 0) - (a.lastMessage?.sentAt.getTime() ?? 0));

@@ -1,7 +1,7 @@
 -- revision 1
 -- parley_open: create a batch of conversations in one round trip (group commit of opens, as
 -- parley_send is of sends). Items: id, kind, title, direct key ("<lower id>:<higher id>", null for
--- a group), wrapped key, owner; members as (item index, user id) pairs, each member once per item.
+-- a group), wrapped key, owner, what new members may read ('joined' or 'all'); members as (item index, user id) pairs, each member once per item.
 -- A direct conversation whose pair already has one (or gets one earlier in the same batch) is not
 -- created: its row gives the existing id. Rows: one per item (r_idx, r_id, r_created), then one
 -- per user whose stream moved (r_user, r_head), each new member having a "conversation" entry.
@@ -10,7 +10,7 @@
 -- member rows' foreign-key checks take KEY SHARE on users, which a stream append
 -- (FOR NO KEY UPDATE) does not wait on.
 CREATE OR REPLACE FUNCTION parley_open(
-  p_id text[], p_kind text[], p_title text[], p_key text[], p_wrapped bytea[], p_owner bigint[],
+  p_id text[], p_kind text[], p_title text[], p_key text[], p_wrapped bytea[], p_owner bigint[], p_history text[],
   p_member_idx int[], p_member_user bigint[]
 ) RETURNS TABLE (r_idx int, r_id text, r_created boolean, r_user bigint, r_head bigint)
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
@@ -20,9 +20,9 @@ DECLARE
   e_conv text[];
 BEGIN
   WITH ins AS (
-    INSERT INTO conversations (id, kind, title, direct_key, wrapped_key)
-    SELECT t.id, t.kind, t.title, t.k, t.w
-    FROM unnest(p_id, p_kind, p_title, p_key, p_wrapped) AS t(id, kind, title, k, w)
+    INSERT INTO conversations (id, kind, title, direct_key, wrapped_key, history)
+    SELECT t.id, t.kind, t.title, t.k, t.w, t.h
+    FROM unnest(p_id, p_kind, p_title, p_key, p_wrapped, p_history) AS t(id, kind, title, k, w, h)
     ORDER BY t.k, t.id
     ON CONFLICT (direct_key) DO NOTHING
     RETURNING id
