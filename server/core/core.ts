@@ -3,6 +3,7 @@ import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import type { Blobs } from '../blobs/blobs.js';
 import { Accounts } from './accounts.js';
+import { Contacts } from './contacts.js';
 import { Archive } from './archive.js';
 import { Retention } from './retention.js';
 import { Keyring } from './keys.js';
@@ -19,6 +20,8 @@ export class Core {
   readonly messaging: Messaging;
   readonly streams: Streams;
   readonly presence: Presence;
+  /** Contacts with their presence, where they consented to share it. */
+  readonly contacts: Contacts;
   readonly archive: Archive;
   /** Empties delivered messages when RETENTION=until-delivered; idle otherwise. */
   readonly retention: Retention;
@@ -52,6 +55,7 @@ export class Core {
     this.messaging = new Messaging(opts.store, this.keys, this.notifier, this.archive, opts.log, opts.onSent);
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
+    this.contacts = new Contacts(opts.store, this.presence);
   }
 
   /** Start background work: logout broadcasts, presence sweeping (holding: users with parked requests here). */

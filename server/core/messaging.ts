@@ -185,6 +185,11 @@ export class Messaging {
     const existing = await this.store.directConversation(me.id, otherId);
     if (existing) {
       this.remember(existing);
+      if (!existing.member) {
+        // I declined it once: opening it myself brings me back (consenting), reading from now on
+        const { heads } = await this.store.changeMembers(existing.id, { add: me.id, accepted: true });
+        this.notifier.wake(heads);
+      }
       return { id: existing.id, created: false, other: name };
     }
     const id = newId('d');
@@ -245,6 +250,26 @@ export class Messaging {
       throw errors.forbidden("only the group's owner removes admins, and only the owner and admins remove members");
     }
     const { heads } = await this.store.changeMembers(conv.id, { remove: target.userId });
+    this.notifier.wake(heads);
+  }
+
+  /**
+   * I consent to a conversation someone else opened or added me to: I now share my presence, last
+   * seen and receipts with its members (sending a message in it does the same).
+   */
+  async accept(me: Principal, conversationId: unknown): Promise<void> {
+    const conv = await this.requireMember(conversationId, me);
+    const { heads } = await this.store.accept(conv.id, me.id);
+    this.notifier.wake(heads);
+  }
+
+  /**
+   * I decline a conversation: I leave it (a direct one too), and its members see nothing more of
+   * me. Opening that direct conversation again myself brings me back, from then on.
+   */
+  async decline(me: Principal, conversationId: unknown): Promise<void> {
+    const conv = await this.requireMember(conversationId, me);
+    const { heads } = await this.store.changeMembers(conv.id, { remove: me.id });
     this.notifier.wake(heads);
   }
 
@@ -465,8 +490,10 @@ export function statusOf(
   others: readonly MemberPosition[],
   kind: 'direct' | 'group',
 ): Pick<MessageView, 'status' | 'delivered_to' | 'read_by'> {
-  // A member who joined after the message never gets it: they do not hold its status back
-  others = others.filter((o) => o.fromSeq < seq);
+  // A member who joined after the message never gets it: they do not hold its status back. One
+  // who has not consented to the conversation shares no read receipts (delivered is the server's
+  // own fact: a device of theirs has it).
+  others = others.filter((o) => o.fromSeq < seq).map((o) => (o.accepted ? o : { ...o, readSeq: 0 }));
   const deliveredTo = others.filter((o) => o.deliveredSeq >= seq).map((o) => o.name);
   const readBy = others.filter((o) => o.readSeq >= seq).map((o) => o.name);
   const status =

@@ -83,12 +83,8 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   router.post('/heartbeat', auth, (_req, res) => void res.status(204).end());
 
   router.get('/contacts', auth, async (_req, res) => {
-    const me = userOf(res);
-    const rows = await store.contacts(me.id);
-    const presence = await core.presence.of(rows.map((r) => ({ id: r.id, lastSeen: r.lastSeen })));
-    sendJson(res, 200, {
-      contacts: rows.map((r) => ({ name: r.name, ...presence.get(r.id)!, conversation: r.conversation })),
-    });
+    const contacts = await core.contacts.of(userOf(res));
+    sendJson(res, 200, { contacts: contacts.map(({ id: _id, ...c }) => c) });
   });
 
   router.get('/conversations', auth, async (_req, res) => {
@@ -108,6 +104,16 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
       throw errors.badRequest('give `with` for a direct conversation, or `title` and `members` for a group', 'bad_conversation');
     }
     sendJson(res, 201, { conversation: await core.messaging.createGroup(me, field(req, 'title'), members ?? [], field(req, 'history')) });
+  });
+
+  router.post('/conversations/:id/accept', auth, async (req, res) => {
+    await core.messaging.accept(userOf(res), req.params['id']);
+    res.status(204).end();
+  });
+
+  router.post('/conversations/:id/decline', auth, async (req, res) => {
+    await core.messaging.decline(userOf(res), req.params['id']);
+    res.status(204).end();
   });
 
   router.post('/conversations/:id/admins', auth, async (req, res) => {

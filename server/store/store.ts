@@ -131,6 +131,8 @@ export interface MemberPosition {
   role: Role;
   /** The member reads messages after this seq (where the conversation stood when they joined). */
   fromSeq: number;
+  /** The member consented to the conversation (opened it, sent in it, or accepted it). */
+  accepted: boolean;
 }
 
 /** A member's role: the owner (one, the creator), admins (add and remove members), members. */
@@ -158,6 +160,10 @@ export interface ContactRow {
   name: string;
   lastSeen: Date | null;
   conversation: string | null;
+  /** The contact accepted a conversation we share: they share their presence and last seen with me. */
+  shared: boolean;
+  /** Their direct conversation with me waits for my consent (they opened it; I have not replied or accepted). */
+  request: boolean;
 }
 
 type MessageRow = {
@@ -327,11 +333,13 @@ export class Store {
     };
   }
 
-  /** The direct conversation of a pair, if it exists. */
-  async directConversation(a: number, b: number): Promise<ConversationRow | null> {
-    const rows = await this.db.query<ConversationRow & { wrapped_key: unknown }>(
-      'SELECT id, kind, title, wrapped_key, last_seq, created_at, history FROM conversations WHERE direct_key = $1',
-      [directKey(a, b)],
+  /** The direct conversation of a pair, if it exists, and whether `a` is (still) a member of it. */
+  async directConversation(a: number, b: number): Promise<(ConversationRow & { member: boolean }) | null> {
+    const rows = await this.db.query<ConversationRow & { wrapped_key: unknown; member: boolean }>(
+      `SELECT c.id, c.kind, c.title, c.wrapped_key, c.last_seq, c.created_at, c.history,
+         EXISTS (SELECT 1 FROM members m WHERE m.conversation_id = c.id AND m.user_id = $2) AS member
+       FROM conversations c WHERE c.direct_key = $1`,
+      [directKey(a, b), a],
     );
     const r = rows[0];
     return r ? { ...r, wrapped_key: toBuffer(r.wrapped_key) } : null;
@@ -386,7 +394,8 @@ export class Store {
   /** Add or remove a member; appends a "conversation" entry for everyone concerned. */
   async changeMembers(
     conversationId: string,
-    change: { add?: number; remove?: number },
+    /** accepted: the one added consents (they add themselves back); someone else's addition waits for it. */
+    change: { add?: number; remove?: number; accepted?: boolean },
   ): Promise<{ heads: Heads; changed: boolean }> {
     return this.db.transaction(async (tx) => {
       // Locked first: no message commits between reading where the conversation stands and the insert
@@ -396,12 +405,12 @@ export class Store {
         // A group that shows new members its history from when they joined starts them at its last
         // message: they read what comes next, and count as having read (and received) the rest.
         const rows = await tx.query(
-          `INSERT INTO members (conversation_id, user_id, delivered_seq, read_seq, from_seq)
-           SELECT c.id, $2, s.at, s.at, s.at FROM conversations c,
+          `INSERT INTO members (conversation_id, user_id, delivered_seq, read_seq, from_seq, accepted)
+           SELECT c.id, $2, s.at, s.at, s.at, $3 FROM conversations c,
              LATERAL (SELECT CASE WHEN c.history = 'all' THEN 0 ELSE c.last_seq END AS at) s
            WHERE c.id = $1
            ON CONFLICT DO NOTHING RETURNING user_id`,
-          [conversationId, change.add],
+          [conversationId, change.add, change.accepted ?? false],
         );
         changed = rows.length > 0;
       }
@@ -415,6 +424,19 @@ export class Store {
       if (!changed) return { heads: new Map(), changed };
       const heads = await this.tellMembers(tx, conversationId, change.add !== undefined ? 'member_added' : 'member_removed', change.remove);
       return { heads, changed };
+    });
+  }
+
+  /** A member consents to a conversation; false when they already had. Tells its members. */
+  async accept(conversationId: string, userId: number): Promise<{ heads: Heads; changed: boolean }> {
+    return this.db.transaction(async (tx) => {
+      await tx.query('SELECT id FROM conversations WHERE id = $1 FOR NO KEY UPDATE', [conversationId]);
+      const rows = await tx.query('UPDATE members SET accepted = true WHERE conversation_id = $1 AND user_id = $2 AND NOT accepted RETURNING 1', [
+        conversationId,
+        userId,
+      ]);
+      if (rows.length === 0) return { heads: new Map(), changed: false };
+      return { heads: await this.tellMembers(tx, conversationId, 'accepted'), changed: true };
     });
   }
 
@@ -465,8 +487,9 @@ export class Store {
       read_seq: number;
       role: Role;
       from_seq: number;
+      accepted: boolean;
     }>(
-      `SELECT m.conversation_id, m.user_id, u.name, m.delivered_seq, m.read_seq, m.role, m.from_seq
+      `SELECT m.conversation_id, m.user_id, u.name, m.delivered_seq, m.read_seq, m.role, m.from_seq, m.accepted
        FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ANY($1::text[]) ORDER BY u.name COLLATE "C"`,
       [conversationIds],
     );
@@ -478,6 +501,7 @@ export class Store {
       readSeq: Number(r.read_seq),
       role: r.role,
       fromSeq: Number(r.from_seq),
+      accepted: Boolean(r.accepted),
     }));
   }
 
@@ -535,26 +559,39 @@ export class Store {
 
   /** Everyone who shares a conversation with the user, with the direct conversation if any. */
   async contacts(userId: number): Promise<ContactRow[]> {
-    const rows = await this.db.query<{ id: number; name: string; last_seen: Date | null; conversation: string | null }>(
-      `SELECT u.id, u.name, u.last_seen,
-         (SELECT c.id FROM conversations c WHERE c.direct_key = (least(u.id, $1::bigint) || ':' || greatest(u.id, $1::bigint))) AS conversation
+    const rows = await this.db.query<{ id: number; name: string; last_seen: Date | null; conversation: string | null; shared: boolean; request: boolean }>(
+      `SELECT u.id, u.name, u.last_seen, d.id AS conversation,
+         EXISTS (SELECT 1 FROM members a JOIN members b ON b.conversation_id = a.conversation_id AND b.user_id = $1
+                 WHERE a.user_id = u.id AND a.accepted) AS shared,
+         coalesce((SELECT NOT me.accepted FROM members me WHERE me.conversation_id = d.id AND me.user_id = $1), false) AS request
        FROM users u
+       LEFT JOIN conversations d ON d.direct_key = (least(u.id, $1::bigint) || ':' || greatest(u.id, $1::bigint))
        WHERE u.id IN (SELECT m2.user_id FROM members m1 JOIN members m2 ON m2.conversation_id = m1.conversation_id
                       WHERE m1.user_id = $1 AND m2.user_id <> $1)
-       ORDER BY u.name`,
+       ORDER BY u.name COLLATE "C"`,
       [userId],
     );
-    return rows.map((r) => ({ id: Number(r.id), name: r.name, lastSeen: r.last_seen, conversation: r.conversation }));
+    return rows.map((r) => ({
+      id: Number(r.id),
+      name: r.name,
+      lastSeen: r.last_seen,
+      conversation: r.conversation,
+      shared: Boolean(r.shared),
+      request: Boolean(r.request),
+    }));
   }
 
-  /** Ids of the users who share a conversation with each of these users. */
+  /**
+   * Ids of the users each of these users shares their presence with: the other members of the
+   * conversations they accepted (consent).
+   */
   async contactIds(userIds: readonly number[]): Promise<Map<number, number[]>> {
     const out = new Map<number, number[]>();
     if (userIds.length === 0) return out;
     const rows = await this.db.query<{ user_id: number; contact: number }>(
       `SELECT DISTINCT m1.user_id, m2.user_id AS contact FROM members m1
        JOIN members m2 ON m2.conversation_id = m1.conversation_id AND m2.user_id <> m1.user_id
-       WHERE m1.user_id = ANY($1::bigint[])`,
+       WHERE m1.user_id = ANY($1::bigint[]) AND m1.accepted`,
       [userIds],
     );
     for (const r of rows) {

@@ -1,6 +1,6 @@
--- revision 2
+-- revision 3
 -- parley_advance: move members' delivered or read positions and tell the senders (receipt
--- entries). Locks: the member rows in (conversation, user) order in one statement, then the users.
+-- entries; no read receipt from a member who has not accepted the conversation: consent). Locks: the member rows in (conversation, user) order in one statement, then the users.
 CREATE OR REPLACE FUNCTION parley_advance(
   p_status text, p_user bigint[], p_name text[], p_conv text[], p_upto bigint[]
 ) RETURNS TABLE (out_user bigint, out_head bigint, out_n int, out_conv text, out_payload jsonb)
@@ -17,7 +17,7 @@ BEGIN
   ORDER BY m.conversation_id, m.user_id FOR NO KEY UPDATE OF m;
   -- One statement: every part sees the positions as they were before its updates.
   WITH moved AS (
-    SELECT v.c, v.u, v.nm, v.hi, CASE WHEN p_status = 'delivered' THEN m.delivered_seq ELSE m.read_seq END AS lo
+    SELECT v.c, v.u, v.nm, v.hi, CASE WHEN p_status = 'delivered' THEN m.delivered_seq ELSE m.read_seq END AS lo, m.accepted AS acc
     FROM unnest(p_conv, p_user, p_name, p_upto) AS v(c, u, nm, hi)
     JOIN members m ON m.conversation_id = v.c AND m.user_id = v.u
     WHERE v.hi > CASE WHEN p_status = 'delivered' THEN m.delivered_seq ELSE m.read_seq END
@@ -37,6 +37,7 @@ BEGIN
   r AS (
     SELECT DISTINCT m.sender_id AS uid, x.c, x.nm, x.hi FROM moved x
     JOIN messages m ON m.conversation_id = x.c AND m.seq > x.lo AND m.seq <= x.hi AND m.sender_id <> x.u
+    WHERE x.acc OR p_status = 'delivered'
     UNION ALL
     SELECT x.u, x.c, x.nm, x.hi FROM moved x WHERE p_status = 'read'
   )

@@ -30,8 +30,9 @@ BEGIN
   SELECT coalesce(array_agg(ins.id), '{}') INTO v_new FROM ins;
 
   WITH mem AS (
-    INSERT INTO members (conversation_id, user_id, role)
-    SELECT p_id[m.i], m.u, CASE WHEN m.u = p_owner[m.i] AND p_kind[m.i] = 'group' THEN 'owner' ELSE 'member' END
+    INSERT INTO members (conversation_id, user_id, role, accepted)
+    SELECT p_id[m.i], m.u, CASE WHEN m.u = p_owner[m.i] AND p_kind[m.i] = 'group' THEN 'owner' ELSE 'member' END,
+           m.u = p_owner[m.i] -- the others have not consented yet
     FROM unnest(p_member_idx, p_member_user) AS m(i, u)
     WHERE p_id[m.i] = ANY (v_new)
     RETURNING conversation_id, user_id

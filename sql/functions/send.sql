@@ -1,9 +1,11 @@
--- revision 2
+-- revision 3
 -- parley_send: a batch of messages (group commit). For each item, in order: 'no_conversation',
 -- 'not_member', or 'ok' with the message (created, or the earlier one with the same client_id,
 -- whose body and attachment are returned). Then one 'head' row per user whose stream moved, with,
 -- for a user who got exactly one entry, which message it is (so the wake-up can carry it).
--- Locks: the batch's conversations in id order in one statement, then the users (parley_append).
+-- Sending in a conversation accepts it (consent: the sender now shares presence and receipts
+-- with its members). Locks: the batch's conversations in id order in one statement, then the
+-- member rows of senders who accept, in (conversation, user) order, then the users (parley_append).
 CREATE OR REPLACE FUNCTION parley_send(
   p_conv text[], p_id text[], p_sender bigint[], p_body bytea[], p_client text[], p_attachment jsonb[]
 ) RETURNS TABLE (
@@ -19,6 +21,9 @@ DECLARE
   v_name text;
   v_old record;
   v_members bigint[];
+  v_pending boolean;
+  a_conv text[] := '{}';
+  a_user bigint[] := '{}';
   e_user bigint[] := '{}';
   e_conv text[] := '{}';
   e_msgseq bigint[] := '{}';
@@ -33,11 +38,16 @@ BEGIN
       RETURN NEXT;
       CONTINUE;
     END IF;
-    v_members := ARRAY(SELECT m.user_id FROM members m WHERE m.conversation_id = p_conv[i] ORDER BY m.user_id);
+    SELECT coalesce(array_agg(m.user_id ORDER BY m.user_id), '{}'), coalesce(bool_or(m.user_id = p_sender[i] AND NOT m.accepted), false)
+      INTO v_members, v_pending FROM members m WHERE m.conversation_id = p_conv[i];
     IF NOT (p_sender[i] = ANY (v_members)) THEN
       r_outcome := 'not_member';
       RETURN NEXT;
       CONTINUE;
+    END IF;
+    IF v_pending THEN
+      a_conv := a_conv || p_conv[i];
+      a_user := a_user || p_sender[i];
     END IF;
     SELECT u.name INTO v_name FROM users u WHERE u.id = p_sender[i];
     r_outcome := 'ok';
@@ -64,6 +74,13 @@ BEGIN
     r_id := p_id[i]; r_seq := v_seq; r_sent_at := v_at; r_created := true;
     RETURN NEXT;
   END LOOP;
+  -- Senders who had not accepted their conversation now have: their member rows in (conversation,
+  -- user) order, as parley_advance locks them
+  IF cardinality(a_conv) > 0 THEN
+    PERFORM 1 FROM members m JOIN unnest(a_conv, a_user) AS v(c, u) ON m.conversation_id = v.c AND m.user_id = v.u
+    ORDER BY m.conversation_id, m.user_id FOR NO KEY UPDATE OF m;
+    UPDATE members m SET accepted = true FROM unnest(a_conv, a_user) AS v(c, u) WHERE m.conversation_id = v.c AND m.user_id = v.u;
+  END IF;
   -- With each head, for a user who got exactly one entry, which message it is (so the wake-up
   -- can carry it).
   RETURN QUERY

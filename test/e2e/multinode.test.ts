@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { as, pollEvents, register, waitForEvent } from '../support/client.js';
+import { accept, as, pollEvents, register, waitForEvent } from '../support/client.js';
 import { flushPresence, startStack, useStack } from '../support/stack.js';
 
 describe('several nodes behind a load balancer that is not sticky', function () {
@@ -16,6 +16,7 @@ describe('several nodes behind a load balancer that is not sticky', function () 
     const alice = await register(a, 'alice');
     const bob = await register(b, 'bob');
     const conv = (await as(a, alice).post('/api/conversations').send({ with: bob.name }).expect(201)).body.conversation;
+    await accept(b, bob, conv.id);
     await pollEvents(a, alice);
     await pollEvents(b, bob);
     return { alice, bob, conv };
@@ -127,6 +128,7 @@ describe('several nodes behind a load balancer that is not sticky', function () 
     const carol = await register(B, 'carol');
     const group = (await as(A, alice).post('/api/conversations').send({ title: 'Crew', members: [bob.name, carol.name] }).expect(201))
       .body.conversation;
+    for (const u of [bob, carol]) await accept(B, u, group.id); // they share their presence with the group
     // bob's and carol's first requests bring them online: let each see the news of the two others
     // coming online before parking, or that news (not the message) may be what wakes them
     const unseenBy = new Map([
@@ -180,6 +182,8 @@ describe('several nodes behind a load balancer that is not sticky', function () 
     const group = (await as(A, alice).post('/api/conversations').send({ title: 'Trip', members: [bob.name, carol.name] }).expect(201))
       .body.conversation;
     expect(group.kind).to.equal('group');
+    await accept(B, bob, group.id);
+    await accept(A, carol, group.id);
     for (const u of [alice, bob, carol]) await pollEvents(A, u);
     const sent = await as(A, alice).post(`/api/conversations/${group.id}/messages`).send({ text: 'hello all' }).expect(201);
     await pollEvents(B, bob);

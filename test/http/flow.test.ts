@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
-import { PASSWORD, as, pollEvents, register, waitForEvent, type TestUser } from '../support/client.js';
+import { PASSWORD, accept, as, pollEvents, register, waitForEvent, type TestUser } from '../support/client.js';
 import { requireServices, unique } from '../support/services.js';
 import { startStack, type Stack } from '../support/stack.js';
 
@@ -39,6 +39,7 @@ for (const backend of ['embedded', 'real'] as const) {
       expect(conv.members).to.have.members([alice.name, bob.name]);
       const again = await a.post('/api/conversations').send({ with: bob.name }).expect(200);
       expect(again.body.conversation.id).to.equal(conv.id);
+      await accept(url, bob, conv.id); // bob consents: alice will see when he reads
 
       await pollEvents(url, alice); // alice's cursor
       const sent = await a.post(`/api/conversations/${conv.id}/messages`).send({ text: 'hi bob', client_id: 'c1' }).expect(201);

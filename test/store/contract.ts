@@ -161,11 +161,32 @@ export function storeContract(name: string, make: (ctx: Mocha.Context) => Promis
       expect(positions.find((p) => p.userId === b.id)).to.include({ deliveredSeq: 3, readSeq: 0 });
     });
 
+    it('consent: a member who has not accepted sends no read receipt (delivered still goes); sending accepts', async () => {
+      const a = await user();
+      const b = await user();
+      const c = await conversation('direct', [a.id, b.id]);
+      expect((await store.members([c])).map((m) => [m.userId, m.accepted])).to.have.deep.members([
+        [a.id, true],
+        [b.id, false],
+      ]);
+      await store.sendBatch([msg(c, a.id)]);
+      expect((await store.contactIds([a.id, b.id])).get(b.id) ?? []).to.deep.equal([]); // b shares presence with nobody
+      expect((await store.markRead(b.id, b.name, c, 1)).heads.has(a.id)).to.equal(false);
+      expect((await store.readStream(a.id, 0, 10)).filter((e) => e.type === 'receipt')).to.deep.equal([]);
+      await store.sendBatch([msg(c, b.id)]); // b replies: consents
+      expect((await store.members([c])).find((m) => m.userId === b.id)!.accepted).to.equal(true);
+      expect((await store.contactIds([b.id])).get(b.id)).to.deep.equal([a.id]);
+      await store.sendBatch([msg(c, a.id)]);
+      const { heads } = await store.markRead(b.id, b.name, c, 3);
+      expect(heads.has(a.id)).to.equal(true);
+    });
+
     it('reading moves read and delivered, tells the senders and the reader\'s other devices', async () => {
       const a = await user();
       const b = await user();
       const c = await conversation('direct', [a.id, b.id]);
       await store.sendBatch([msg(c, a.id), msg(c, a.id)]);
+      await store.accept(c, b.id);
       const { heads } = await store.markRead(b.id, b.name, c, 2);
       expect([...heads.keys()].sort()).to.deep.equal([a.id, b.id].sort());
       expect((await store.members([c])).find((p) => p.userId === b.id)).to.include({ deliveredSeq: 2, readSeq: 2 });

@@ -29,6 +29,14 @@ export function as(url: string, user: TestUser) {
   };
 }
 
+/**
+ * The user consents to a conversation someone else opened or added them to (as replying would):
+ * from now on they share presence, last seen and read receipts with its members.
+ */
+export async function accept(url: string, user: TestUser, conversationId: string): Promise<void> {
+  await as(url, user).post(`/api/conversations/${conversationId}/accept`).expect(204);
+}
+
 /** Poll a user's events (wait seconds), advancing their cursor. */
 export async function pollEvents(url: string, user: TestUser, wait = 0): Promise<Array<Record<string, any>>> {
   const q = new URLSearchParams({ wait: String(wait) });

@@ -492,7 +492,7 @@ export class BoshManager {
             ...[NS.discoInfo, NS.ping, NS.receipts, NS.markers, NS.chatstates].map((v) => el('feature', { var: v }))),
         );
       case 'roster': {
-        const contacts = await this.d.store.contacts(me!.id);
+        const contacts = await core.contacts.of(me!);
         return result(cmd.id, el('query', { xmlns: NS.roster }, ...contacts.map((c) => rosterItem(c.name, this.d.domain))));
       }
       case 'send': {
@@ -521,10 +521,9 @@ export class BoshManager {
           const start = await core.streams.start(me!, undefined);
           s.sentCursor = Math.max(start, s.sentCursor ?? 0);
           s.cursor = Math.max(start, s.cursor ?? 0);
-          const contacts = await this.d.store.contacts(me!.id);
-          const presence = await core.presence.of(contacts.map((c) => ({ id: c.id, lastSeen: c.lastSeen })));
-          for (const c of contacts) {
-            if (presence.get(c.id)?.online) {
+          // contacts who do not share their presence with me show as offline
+          for (const c of await core.contacts.of(me!)) {
+            if (c.online) {
               this.queue(s, serialize(el('presence', { xmlns: NS.client, from: `${c.name}@${this.d.domain}/${CONTACT_RESOURCE}`, to: jid })));
             }
           }
