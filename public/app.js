@@ -576,6 +576,13 @@
     }
     setText($('chat-sub'), sub);
     toggleClass($('chat-sub'), 'online', !!(c.kind !== 'group' && other && other.online));
+    // a conversation someone else opened (or added me to) that I have not replied to nor accepted
+    show($('request-bar'), c.accepted === false);
+    if (c.accepted === false) {
+      setText($('request-text'), c.kind === 'group'
+        ? 'You were added to this group. Its members do not see whether you are online or what you have read until you write here or accept.'
+        : otherMembers(c)[0] + ' wants to chat with you. They do not see whether you are online or that you read this until you reply or accept.');
+    }
     // the owner and admins add members (a plain member would be refused)
     show($('add-member-button'), c.kind === 'group' && (c.owner === S.me || (c.admins || []).indexOf(S.me) >= 0));
   }
@@ -700,6 +707,8 @@
     input.value = '';
     autoGrow();
     addLocal(client.send(S.current, text));
+    // writing in a conversation accepts it (the server records that with the message)
+    if (S.convs[S.current] && S.convs[S.current].accepted === false) { S.convs[S.current].accepted = true; renderHeader(); }
   }
 
   function addLocal(pending) {
@@ -877,6 +886,23 @@
       if (c && c.conversation && S.convs[c.conversation]) { openConversation(c.conversation); } else { startChatWith(name); }
     });
     on($('back-button'), 'click', closeConversation);
+    on($('accept-button'), 'click', function () {
+      var id = S.current;
+      client.accept(id, function (err) {
+        if (err) { return; }
+        if (S.convs[id]) { S.convs[id].accepted = true; renderHeader(); }
+        refreshSoon();
+      });
+    });
+    on($('decline-button'), 'click', function () {
+      var id = S.current;
+      client.decline(id, function (err) {
+        if (err) { return; }
+        delete S.convs[id];
+        closeConversation();
+        refreshSoon();
+      });
+    });
     on($('add-member-button'), 'click', function () { show($('member-form'), true); $('member-name').focus(); });
     on($('member-cancel'), 'click', function () { show($('member-form'), false); });
     on($('member-form'), 'submit', function (e) {

@@ -434,6 +434,10 @@
   Client.prototype.createGroup = function (title, members, cb) { return this.request('POST', '/api/conversations', { title: title, members: members }, pick('conversation', cb || noop)); };
 
   /** Add `name` to a group: cb(err). */
+  /** Consent to a conversation someone else opened or added me to: they may now see my presence and what I read. */
+  Client.prototype.accept = function (conversationId, cb) { return this.request('POST', '/api/conversations/' + enc(conversationId) + '/accept', {}, cb || noop); };
+  /** Decline it: I leave it and hear nothing more from it. */
+  Client.prototype.decline = function (conversationId, cb) { return this.request('POST', '/api/conversations/' + enc(conversationId) + '/decline', {}, cb || noop); };
   Client.prototype.addMember = function (conversationId, name, cb) { return this.request('POST', '/api/conversations/' + enc(conversationId) + '/members', { name: name }, cb || noop); };
 
   /** Remove `name` from a group: cb(err). */

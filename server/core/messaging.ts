@@ -48,6 +48,8 @@ export interface ConversationView {
   owner?: string | null;
   admins?: string[];
   history?: 'joined' | 'all';
+  /** In my list: whether I consented to it (false: a request someone made of me). */
+  accepted?: boolean;
   unread?: number;
   last_message?: MessageView | null;
 }
@@ -259,7 +261,7 @@ export class Messaging {
    */
   async accept(me: Principal, conversationId: unknown): Promise<void> {
     const conv = await this.requireMember(conversationId, me);
-    const { heads } = await this.store.accept(conv.id, me.id);
+    const { heads } = await this.store.accept(conv.id, me.id, me.name);
     this.notifier.wake(heads);
   }
 
@@ -380,6 +382,7 @@ export class Messaging {
       title: r.title,
       members: r.members,
       ...(r.kind === 'group' ? { owner: r.owner, admins: r.admins, history: r.history } : {}),
+      accepted: r.accepted,
       unread: r.unread,
       last_message: rendered.get(r.id) ?? null,
     }));

@@ -149,6 +149,8 @@ export interface ConversationSummary {
   unread: number;
   members: string[];
   history: 'joined' | 'all';
+  /** The viewer consented to it (opened it, sent in it, or accepted it). */
+  accepted: boolean;
   owner: string | null;
   admins: string[];
   lastMessage: StoredMessage | null;
@@ -427,16 +429,30 @@ export class Store {
     });
   }
 
-  /** A member consents to a conversation; false when they already had. Tells its members. */
-  async accept(conversationId: string, userId: number): Promise<{ heads: Heads; changed: boolean }> {
+  /**
+   * A member consents to a conversation; false when they already had. Tells its members, and the
+   * senders of what the member read meanwhile get that read receipt now.
+   */
+  async accept(conversationId: string, userId: number, userName: string): Promise<{ heads: Heads; changed: boolean }> {
     return this.db.transaction(async (tx) => {
       await tx.query('SELECT id FROM conversations WHERE id = $1 FOR NO KEY UPDATE', [conversationId]);
-      const rows = await tx.query('UPDATE members SET accepted = true WHERE conversation_id = $1 AND user_id = $2 AND NOT accepted RETURNING 1', [
-        conversationId,
-        userId,
-      ]);
+      const rows = await tx.query<{ read_seq: number; from_seq: number }>(
+        'UPDATE members SET accepted = true WHERE conversation_id = $1 AND user_id = $2 AND NOT accepted RETURNING read_seq, from_seq',
+        [conversationId, userId],
+      );
       if (rows.length === 0) return { heads: new Map(), changed: false };
-      return { heads: await this.tellMembers(tx, conversationId, 'accepted'), changed: true };
+      const readSeq = Number(rows[0]!.read_seq);
+      const senders = await tx.query<{ sender_id: number }>(
+        'SELECT DISTINCT sender_id FROM messages WHERE conversation_id = $1 AND seq > $2 AND seq <= $3 AND sender_id <> $4',
+        [conversationId, Number(rows[0]!.from_seq), readSeq, userId],
+      );
+      const members = await tx.query<{ user_id: number }>('SELECT user_id FROM members WHERE conversation_id = $1', [conversationId]);
+      const payload = { user: userName, status: 'read', up_to: readSeq, at: new Date().toISOString() };
+      const heads = await this.append(tx, [
+        ...members.map((m) => ({ userId: Number(m.user_id), type: 'conversation', conversationId, payload: { change: 'accepted' } })),
+        ...senders.map((r) => ({ userId: Number(r.sender_id), type: 'receipt', conversationId, payload })),
+      ]);
+      return { heads, changed: true };
     });
   }
 
@@ -516,6 +532,7 @@ export class Store {
       read_seq: number;
       unread: number;
       members: string[];
+      accepted: boolean;
       history: 'joined' | 'all';
       owner: string | null;
       admins: string[] | null;
@@ -523,7 +540,7 @@ export class Store {
       `SELECT c.id, c.kind, c.title, c.wrapped_key, c.last_seq, me.read_seq,
          (SELECT count(*)::int FROM messages x WHERE x.conversation_id = c.id AND x.seq > me.read_seq AND x.sender_id <> $1) AS unread,
          (SELECT array_agg(u.name ORDER BY u.name COLLATE "C") FROM members o JOIN users u ON u.id = o.user_id WHERE o.conversation_id = c.id) AS members,
-         c.history,
+         c.history, me.accepted,
          (SELECT u.name FROM members o JOIN users u ON u.id = o.user_id WHERE o.conversation_id = c.id AND o.role = 'owner') AS owner,
          (SELECT array_agg(u.name ORDER BY u.name COLLATE "C") FROM members o JOIN users u ON u.id = o.user_id
            WHERE o.conversation_id = c.id AND o.role = 'admin') AS admins
@@ -550,6 +567,7 @@ export class Store {
         unread: Number(r.unread),
         members: r.members ?? [],
         history: r.history,
+        accepted: Boolean(r.accepted),
         owner: r.owner,
         admins: r.admins ?? [],
         lastMessage: lastBy.get(r.id) ?? null,

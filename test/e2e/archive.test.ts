@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { Readable } from 'node:stream';
-import { as, pollEvents, register, type TestUser } from '../support/client.js';
+import { accept, as, pollEvents, register, type TestUser } from '../support/client.js';
 import { useStack } from '../support/stack.js';
 
 async function bytesOf(stream: Readable): Promise<Buffer> {
@@ -21,6 +21,7 @@ for (const backend of ['real', 'embedded'] as const) {
       const alice = await register(url(0), 'alice');
       const bob = await register(url(1), 'bob');
       const conv = (await as(url(0), alice).post('/api/conversations').send({ with: bob.name }).expect(201)).body.conversation;
+      await accept(url(1), bob, conv.id); // bob consents: his read receipts reach alice
       await pollEvents(url(1), bob);
       const bobStart = bob.cursor!;
       for (let i = 1; i <= n; i++) {

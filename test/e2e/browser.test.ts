@@ -137,7 +137,12 @@ describe('browser client in Chromium', function () {
       const item = bob.contact(aliceName);
       await item.filter({ hasText: /\bonline\b/ }).waitFor({ timeout: SOON });
       expect(await item.innerText()).to.match(/\bonline\b/).and.not.match(/offline/);
-      // And alice sees bob the same way.
+      // alice, a stranger to bob, does not see him online until he consents (here through the API,
+      // as a script of his would: the page's Accept is tried below)
+      expect(await alice.contact(bobName).innerText()).to.not.match(/\bonline\b/);
+      const conv = (await api(server.url, 'GET', '/api/conversations', undefined, await bob.token())).body as { conversations: Array<{ id: string }> };
+      expect((await api(server.url, 'POST', `/api/conversations/${conv.conversations[0]!.id}/accept`, {}, await bob.token())).status).to.equal(204);
+      // And then alice sees bob the same way.
       await alice.contact(bobName).filter({ hasText: /\bonline\b/ }).waitFor({ timeout: SOON });
     });
 
@@ -276,11 +281,17 @@ describe('browser client in Chromium', function () {
       const mine = alice.message(text);
       await mine.getByRole('img', { name: /sent|delivered/ }).waitFor({ timeout: SOON });
       await bob.openChat('Lunch crew');
+      // bob was added by alice: his page asks before it shares what he reads
+      await bob.page.getByRole('region', { name: 'Request' }).getByText('You were added to this group').waitFor({ timeout: SOON });
+      expect(await mine.getByText('read by 1').count()).to.equal(0);
+      await bob.page.getByRole('button', { name: 'Accept' }).click();
       await mine.getByText('read by 1').waitFor({ timeout: SOON });
+      expect(await bob.page.getByRole('region', { name: 'Request' }).isVisible()).to.equal(false);
       expect(await mine.getByRole('img', { name: 'read' }).count()).to.equal(0);
       const conv = await alice.page.evaluate('window.parleyApp.state.current') as string;
       const history = await api(server.url, 'GET', `/api/conversations/${conv}/messages`, undefined, carolToken);
       const seq = (history.body as { messages: Array<{ seq: number; text: string }> }).messages.find((m) => m.text === text)!.seq;
+      expect((await api(server.url, 'POST', `/api/conversations/${conv}/accept`, {}, carolToken)).status).to.equal(204);
       expect((await api(server.url, 'POST', `/api/conversations/${conv}/read`, { up_to: seq }, carolToken)).status).to.equal(204);
       await mine.getByText('read by 2').waitFor({ timeout: SOON });
       await mine.getByRole('img', { name: 'read' }).waitFor({ timeout: SOON });
@@ -614,6 +625,10 @@ describe('browser client through nginx (buffering, 30 s read timeout)', function
     console.log(`      erin → frank through nginx after 27 s idle: ${elapsed} ms`);
     expect(elapsed).to.be.below(ONE_SECOND);
     await frank.openChat(erinName);
+    // erin is a stranger to frank: his page asks; once he accepts, erin's ticks turn read
+    await frank.page.getByText(`${erinName} wants to chat with you`).waitFor({ timeout: SOON });
+    expect(await erin.message('still there after the quiet').getByRole('img', { name: 'read' }).count()).to.equal(0);
+    await frank.page.getByRole('button', { name: 'Accept' }).click();
     await erin.message('still there after the quiet').getByRole('img', { name: 'read' }).waitFor({ timeout: SOON });
     expect(await frank.message('through the proxy').count()).to.equal(1);
     expect([...erin.errors, ...frank.errors]).to.deep.equal([]);

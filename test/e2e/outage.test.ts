@@ -8,7 +8,7 @@ import { createApp } from '../../server/app.js';
 import { RedisBus } from '../../server/bus/redis.js';
 import { assemble, disassemble } from '../../server/deps.js';
 import { PostgresDatabase } from '../../server/store/postgres.js';
-import { as, pollEvents, register } from '../support/client.js';
+import { accept, as, pollEvents, register } from '../support/client.js';
 import { useStack } from '../support/stack.js';
 
 const silent = pino({ level: 'silent' });
@@ -107,6 +107,7 @@ describe('outages of PostgreSQL and Redis', function () {
     const alice = await register(suite.url(0), 'alice');
     const bob = await register(suite.url(0), 'bob');
     const conv = (await as(suite.url(0), alice).post('/api/conversations').send({ with: bob.name }).expect(201)).body.conversation;
+    await accept(suite.url(0), bob, conv.id); // bob shares his presence with alice: her contacts need Redis
     await pollEvents(suite.url(0), bob);
     await as(url, alice).get('/api/me').expect(200); // alice's token is known to the relayed node
 

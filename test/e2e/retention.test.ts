@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { as, pollEvents, register } from '../support/client.js';
+import { accept, as, pollEvents, register } from '../support/client.js';
 import { useStack } from '../support/stack.js';
 import { webp } from '../media/images.js';
 
@@ -20,6 +20,7 @@ for (const backend of ['real', 'embedded'] as const) {
       const alice = await register(A, 'alice');
       const bob = await register(B, 'bob');
       const conv = (await as(A, alice).post('/api/conversations').send({ with: bob.name }).expect(201)).body.conversation;
+      await accept(B, bob, conv.id); // bob consents: his read receipts reach alice
       await pollEvents(A, alice);
       await as(A, alice).post(`/api/conversations/${conv.id}/messages`).send({ text: 'for your eyes only' }).expect(201);
       const upload = await as(A, alice).post(`/api/conversations/${conv.id}/files`).attach('file', await webp(300, 200), 'pic.webp').expect(201);

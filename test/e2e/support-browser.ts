@@ -83,6 +83,11 @@ export class ChatPage {
     await this.page.getByRole('button', { name: 'Log out' }).waitFor();
   }
 
+  /** The page's session token (to act for its user through the API, as a script would). */
+  async token(): Promise<string> {
+    return (await this.page.evaluate('window.parleyApp.client.token')) as string;
+  }
+
   async startChat(name: string): Promise<void> {
     await this.page.getByLabel('Start chat with').fill(name);
     await this.page.getByRole('button', { name: 'Start', exact: true }).click();

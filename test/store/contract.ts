@@ -186,7 +186,7 @@ export function storeContract(name: string, make: (ctx: Mocha.Context) => Promis
       const b = await user();
       const c = await conversation('direct', [a.id, b.id]);
       await store.sendBatch([msg(c, a.id), msg(c, a.id)]);
-      await store.accept(c, b.id);
+      await store.accept(c, b.id, b.name);
       const { heads } = await store.markRead(b.id, b.name, c, 2);
       expect([...heads.keys()].sort()).to.deep.equal([a.id, b.id].sort());
       expect((await store.members([c])).find((p) => p.userId === b.id)).to.include({ deliveredSeq: 2, readSeq: 2 });
