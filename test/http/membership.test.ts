@@ -103,6 +103,13 @@ for (const backend of ['embedded', 'real'] as const) {
       expect((got.body as Buffer).toString()).to.equal('minutes of the meeting');
     });
 
+    it('creating a group with unknown members does not say which names exist', async () => {
+      const owner = await register(url, 'own');
+      const known = await register(url, 'ann');
+      const res = await as(url, owner).post('/api/conversations').send({ title: 't', members: [known.name, 'nobody-here-1', 'nobody-here-2'] }).expect(404);
+      expect(JSON.stringify(res.body)).to.not.match(/nobody-here|ann/);
+    });
+
     it('a group set to show newcomers everything does; only its owner changes that', async () => {
       const { owner, ann, conv } = await group();
       await send(owner, conv.id, 'old news');
