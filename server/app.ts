@@ -100,7 +100,7 @@ export function createApp(deps: Deps): Express {
     express.urlencoded({ extended: false, limit: config.bodyLimit, parameterLimit: 200 }),
   ];
   const api = apiRouter(deps);
-  const files = filesRouter({ config, core: deps.core, db: deps.db, bus: deps.bus, blobs: deps.blobs, log }, api.auth);
+  const files = filesRouter({ config, core: deps.core, db: deps.db, blobs: deps.blobs, log }, api.auth);
   app.use('/api', cors(config.corsOrigins), noStore, ...parsers, api.router, files);
   app.use('/api', notFound);
 

@@ -103,6 +103,17 @@ export async function assemble(
     nodeId: config.nodeId,
     log,
     presenceTimeoutMs: config.presenceTimeoutMs,
+    limits: {
+      enabled: config.rateLimit,
+      loginAttempts: config.loginAttempts,
+      loginAttemptsPerAddress: config.loginAttemptsPerAddress,
+      requestsPerMinute: config.requestsPerMinute,
+      registrationsPerHour: config.registrationsPerHour,
+      uploadsPerMinute: config.uploadsPerMinute,
+      sessionsPerMinute: config.boshSessionsPerMinute,
+    },
+    passwordCost: config.passwordCost,
+    tokenTtlMs: config.tokenTtlMs,
     onSent: (n) => metrics.messagesSent.inc(n),
   });
   await core.start(() => lot.holding());

@@ -171,10 +171,10 @@ describe('clients behind proxies: form bodies, POST polls, access_token and JSON
   });
 
   it('per-address limits use the address the proxy saw, not one the client wrote into X-Forwarded-For', async () => {
-    const limited = await startStack({ backend: 'embedded', env: { RATE_LIMIT: 'on', REGISTRATIONS_PER_HOUR: '2' } });
+    const limited = await startStack({ backend: 'embedded', env: { RATE_LIMIT: 'on', REGISTRATIONS_PER_HOUR: '2', TRUST_PROXY: '1' } });
     try {
       const u = limited.nodes[0]!.url;
-      // Behind one proxy (TRUST_PROXY=1, the default): the right-most entry is the proxy's record
+      // Behind one proxy (TRUST_PROXY=1, as on Heroku): the right-most entry is the proxy's record
       // of the client; what is left of it the client sent, and changes every time here
       const from = (i: number) => ({ 'X-Forwarded-For': `10.0.0.${i}, 203.0.113.7` });
       const statuses: number[] = [];
@@ -184,6 +184,21 @@ describe('clients behind proxies: form bodies, POST polls, access_token and JSON
       expect(statuses).to.deep.equal([201, 201, 429]);
       // another real client address is not affected
       await supertest(u).post('/api/register').set({ 'X-Forwarded-For': '203.0.113.8' }).send({ name: `other${Date.now()}`, password: 'correct horse battery' }).expect(201);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('with nothing in front (TRUST_PROXY unset, not on Heroku) a spoofed X-Forwarded-For does not buy a fresh address (issue 11 item 3)', async () => {
+    const limited = await startStack({ backend: 'embedded', env: { RATE_LIMIT: 'on', REGISTRATIONS_PER_HOUR: '2' } });
+    try {
+      const u = limited.nodes[0]!.url;
+      const statuses: number[] = [];
+      for (let i = 1; i <= 3; i++) {
+        const res = await supertest(u).post('/api/register').set({ 'X-Forwarded-For': `198.51.100.${i}` }).send({ name: `direct${Date.now()}${i}`, password: 'correct horse battery' });
+        statuses.push(res.status);
+      }
+      expect(statuses).to.deep.equal([201, 201, 429]);
     } finally {
       await limited.close();
     }

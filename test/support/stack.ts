@@ -50,6 +50,8 @@ export async function startStack(opts: { nodes?: number; backend: 'real' | 'embe
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'parley-test-'));
   const env = {
     RATE_LIMIT: 'off',
+    // scrypt at 2^14, not 2^17: tests register hundreds of users (tests of the cost set it back)
+    PASSWORD_COST: '14',
     LOG_LEVEL: 'silent',
     MASTER_KEY: masterKey.toString('hex'),
     DATA_DIR: dataDir,
