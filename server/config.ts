@@ -38,6 +38,8 @@ const schema = z.object({
   PASSWORD_COST: int(10, 18).default(17),
   /** A token unused for this many days expires (each use moves it forward). */
   TOKEN_TTL_DAYS: int(1, 3650).default(30),
+  /** Seconds a request other than an upload may take to send its body (slow-body attacks). */
+  BODY_TIMEOUT: int(1, 3600).default(60),
   /** Open HTTP connections per node at most (a parked request holds one). */
   MAX_CONNECTIONS: int(1, 1_000_000).default(10_000),
   /** Parked requests per user per node at most; a further one answers the oldest (empty). */
@@ -109,6 +111,7 @@ export type Config = {
   passwordCost: number;
   tokenTtlMs: number;
   maxConnections: number;
+  bodyTimeoutMs: number;
   parkedPerUser: number;
   presenceTimeoutMs: number;
   archiveAfterDays: number | undefined;
@@ -176,6 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     passwordCost: e.PASSWORD_COST,
     tokenTtlMs: e.TOKEN_TTL_DAYS * 86_400_000,
     maxConnections: e.MAX_CONNECTIONS,
+    bodyTimeoutMs: e.BODY_TIMEOUT * 1000,
     parkedPerUser: e.PARKED_PER_USER,
     corsOrigins: e.CORS_ORIGINS === '*' ? '*' : e.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
   };

@@ -170,6 +170,19 @@ describe('clients behind proxies: form bodies, POST polls, access_token and JSON
     }
   });
 
+  it('/metrics is refused without METRICS_TOKEN in production (NODE_ENV=production or DYNO set)', async () => {
+    for (const env of [{ NODE_ENV: 'production' }, { DYNO: 'web.1' }] as Array<Record<string, string>>) {
+      const prod = await startStack({ backend: 'embedded', env });
+      try {
+        const refused = await supertest(prod.nodes[0]!.url).get('/metrics').expect(403);
+        expect(refused.body.error.code).to.equal('forbidden');
+        expect(refused.text).to.not.contain('parley_');
+      } finally {
+        await prod.close();
+      }
+    }
+  });
+
   it('per-address limits use the address the proxy saw, not one the client wrote into X-Forwarded-For', async () => {
     const limited = await startStack({ backend: 'embedded', env: { RATE_LIMIT: 'on', REGISTRATIONS_PER_HOUR: '2', TRUST_PROXY: '1' } });
     try {
