@@ -5,6 +5,7 @@ import type { Blobs } from '../blobs/blobs.js';
 import { Accounts } from './accounts.js';
 import { Archive } from './archive.js';
 import { Retention } from './retention.js';
+import { FileGrants } from './file-grants.js';
 import { Keyring } from './keys.js';
 import { Limits, NO_LIMITS, type LimitSettings } from './limits.js';
 import { Logins } from './logins.js';
@@ -20,6 +21,8 @@ export class Core {
   readonly limits: Limits;
   /** The login rule of every door: counted, then checked. */
   readonly logins: Logins;
+  /** Short-lived signed grants for file URLs (instead of the token in them). */
+  readonly fileGrants: FileGrants;
   readonly keys: Keyring;
   readonly notifier: Notifier;
   readonly messaging: Messaging;
@@ -57,6 +60,7 @@ export class Core {
     this.accounts = new Accounts(opts.store, opts.bus, { passwordCost: opts.passwordCost, tokenTtlMs: opts.tokenTtlMs });
     this.limits = new Limits(opts.bus, opts.limits ?? NO_LIMITS);
     this.logins = new Logins(this.accounts, this.limits);
+    this.fileGrants = new FileGrants(opts.masterKey);
     this.keys = new Keyring(opts.masterKey, opts.previousMasterKeys);
     this.notifier = new Notifier(opts.bus, opts.log);
     this.archive = new Archive(opts.store, opts.blobs, this.keys, opts.log.child({ module: 'archive' }));

@@ -256,7 +256,24 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
     }
   }
 
-  router.get('/files/:id', auth, (req, res) => serve(req, res, 'original'));
-  router.get('/files/:id/thumbnail', auth, (req, res) => serve(req, res, req.query['size'] === 'small' ? 'small' : 'large'));
+  /**
+   * A file URL may carry `grant` (GET /api/files/grant) instead of a token: it opens files only,
+   * for about an hour. Without one, the usual bearer token.
+   */
+  const fileAuth: RequestHandler = (req, res, next) => {
+    if (req.query['grant'] === undefined) return auth(req, res, next);
+    const userId = core.fileGrants.verify(req.query['grant']);
+    if (userId === null) throw errors.unauthorized('the file link has expired or is not valid');
+    core.limits.request(userId);
+    res.locals['user'] = { id: userId, name: '' };
+    next();
+  };
+
+  router.get('/files/grant', auth, (_req, res) => {
+    const { grant, expiresAt } = core.fileGrants.issue(userOf(res).id);
+    sendJson(res, 200, { grant, expires_at: expiresAt.toISOString() });
+  });
+  router.get('/files/:id', fileAuth, (req, res) => serve(req, res, 'original'));
+  router.get('/files/:id/thumbnail', fileAuth, (req, res) => serve(req, res, req.query['size'] === 'small' ? 'small' : 'large'));
   return router;
 }
