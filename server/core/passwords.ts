@@ -12,10 +12,31 @@ const P = 1;
 const MAXMEM = 300 * 1024 * 1024;
 const KEYLEN = 32;
 
-function derive(password: string, salt: Buffer, params: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    scrypt(password.normalize('NFKC'), salt, KEYLEN, { ...params, maxmem: MAXMEM }, (err, key) => (err ? reject(err) : resolve(key))),
-  );
+/**
+ * Two hashes at a time per process: each takes 128 MiB and a thread of libuv's pool of four, which
+ * disk I/O and DNS share. Four at once would be 512 MiB (a Heroku dyno's whole memory) and leave
+ * no thread for files; the login limits bound how many wait.
+ */
+const MAX_CONCURRENT = 2;
+let running = 0;
+const queue: Array<() => void> = [];
+
+async function derive(password: string, salt: Buffer, params: ScryptOptions): Promise<Buffer> {
+  if (running >= MAX_CONCURRENT) await new Promise<void>((r) => queue.push(r));
+  running++;
+  try {
+    return await new Promise<Buffer>((resolve, reject) =>
+      scrypt(password.normalize('NFKC'), salt, KEYLEN, { ...params, maxmem: MAXMEM }, (err, key) => (err ? reject(err) : resolve(key))),
+    );
+  } finally {
+    running--;
+    queue.shift()?.();
+  }
+}
+
+/** Hashes running now (at most MAX_CONCURRENT) and waiting, for tests. */
+export function hashing(): { running: number; waiting: number } {
+  return { running, waiting: queue.length };
 }
 
 /** Hash a password: `scrypt$N$r$p$salt$hash`, parameters stored so they can be raised later. */

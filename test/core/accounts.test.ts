@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { pino } from 'pino';
 import { LocalBus } from '../../server/bus/local.js';
 import { Accounts } from '../../server/core/accounts.js';
-import { hashPassword, verifyPassword } from '../../server/core/passwords.js';
+import { hashing, hashPassword, verifyPassword } from '../../server/core/passwords.js';
 import { Store } from '../../server/store/store.js';
 import { sharedEmbedded } from '../support/embedded.js';
 import { unique } from '../support/services.js';
@@ -41,6 +41,16 @@ describe('accounts: password hashes and token lifetimes (issue 11 item 10)', fun
     const old = await hashPassword(PASSWORD, 15);
     expect(await verifyPassword(PASSWORD, old)).to.equal(true);
     expect(await verifyPassword('wrong password', old)).to.equal(false);
+  });
+
+  it('runs at most two hashes at once (128 MiB each at 2^17), the rest wait their turn', async () => {
+    let peak = 0;
+    const watch = setInterval(() => (peak = Math.max(peak, hashing().running)), 1);
+    const hashes = await Promise.all(Array.from({ length: 6 }, () => hashPassword(PASSWORD, 14)));
+    clearInterval(watch);
+    expect(peak).to.equal(2);
+    expect(hashing()).to.deep.equal({ running: 0, waiting: 0 });
+    expect(new Set(hashes).size).to.equal(6);
   });
 
   it('a login with a hash of older parameters rehashes it at today\'s; the password keeps working', async () => {
