@@ -32,6 +32,8 @@ const schema = z.object({
   LOGIN_ATTEMPTS: int(1, 10000).default(10),
   /** Failed logins allowed per address, whatever the names, per 15 minutes. */
   LOGIN_ATTEMPTS_PER_ADDRESS: int(1, 100_000).default(50),
+  /** Direct conversations opened and groups created per user per hour. */
+  CONVERSATIONS_PER_HOUR: int(1, 1_000_000).default(120),
   /** New BOSH sessions allowed per address per minute. */
   BOSH_SESSIONS_PER_MINUTE: int(1, 1_000_000).default(60),
   /** log2 of scrypt's N for password hashes (17: 128 MiB, OWASP's guidance); lower only for tests. */
@@ -108,6 +110,7 @@ export type Config = {
   production: boolean;
   loginAttemptsPerAddress: number;
   boshSessionsPerMinute: number;
+  conversationsPerHour: number;
   passwordCost: number;
   tokenTtlMs: number;
   maxConnections: number;
@@ -176,6 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     production: e.NODE_ENV === 'production' || e.DYNO !== undefined,
     loginAttemptsPerAddress: e.LOGIN_ATTEMPTS_PER_ADDRESS,
     boshSessionsPerMinute: e.BOSH_SESSIONS_PER_MINUTE,
+    conversationsPerHour: e.CONVERSATIONS_PER_HOUR,
     passwordCost: e.PASSWORD_COST,
     tokenTtlMs: e.TOKEN_TTL_DAYS * 86_400_000,
     maxConnections: e.MAX_CONNECTIONS,

@@ -114,6 +114,7 @@ export async function assemble(
       registrationsPerHour: config.registrationsPerHour,
       uploadsPerMinute: config.uploadsPerMinute,
       sessionsPerMinute: config.boshSessionsPerMinute,
+      conversationsPerHour: config.conversationsPerHour,
     },
     passwordCost: config.passwordCost,
     tokenTtlMs: config.tokenTtlMs,

@@ -19,6 +19,8 @@ export interface LimitSettings {
   uploadsPerMinute: number;
   /** New BOSH sessions per address per minute (BOSH_SESSIONS_PER_MINUTE). */
   sessionsPerMinute: number;
+  /** Conversations a user opens or creates per hour (CONVERSATIONS_PER_HOUR). */
+  conversationsPerHour: number;
 }
 
 /** Defaults for tests and tools that build a core without a configuration: limits off. */
@@ -30,6 +32,7 @@ export const NO_LIMITS: LimitSettings = {
   registrationsPerHour: 30,
   uploadsPerMinute: 30,
   sessionsPerMinute: 60,
+  conversationsPerHour: 120,
 };
 
 /** 15 minutes: the window of failed logins, and the first lockout of an address-and-name pair. */
@@ -109,6 +112,14 @@ export class Limits {
   /** An upload of a user: UPLOADS_PER_MINUTE, shared. */
   upload(userId: number): Promise<void> {
     return this.count(`rl:upload:${userId}`, this.settings.uploadsPerMinute, 60_000);
+  }
+
+  /**
+   * A user opening a direct conversation or creating a group: CONVERSATIONS_PER_HOUR, shared.
+   * Groups were unlimited in number, and anyone may open a chat with any named user.
+   */
+  conversation(userId: number): Promise<void> {
+    return this.count(`rl:conv:${userId}`, this.settings.conversationsPerHour, 3_600_000);
   }
 
   /** A new BOSH session from an address: BOSH_SESSIONS_PER_MINUTE, shared. */

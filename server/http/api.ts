@@ -70,6 +70,7 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
 
   router.post('/conversations', auth, async (req, res) => {
     const me = userOf(res);
+    await core.limits.conversation(me.id);
     const withName = field(req, 'with');
     if (withName !== undefined) {
       const { conversation, created } = await core.messaging.openDirect(me, withName);

@@ -150,6 +150,23 @@ describe('clients behind proxies: form bodies, POST polls, access_token and JSON
     }
   });
 
+  it('a user opens at most CONVERSATIONS_PER_HOUR conversations (direct or group) an hour (issue 11 item 7: groups were unlimited)', async () => {
+    const limited = await startStack({ backend: 'embedded', env: { RATE_LIMIT: 'on', CONVERSATIONS_PER_HOUR: '3' } });
+    try {
+      const u = limited.nodes[0]!.url;
+      const alice = await register(u, 'alice');
+      const others = await Promise.all([1, 2, 3].map(() => register(u, 'peer')));
+      const statuses: number[] = [];
+      for (const o of others) statuses.push((await as(u, alice).post('/api/conversations').send({ with: o.name })).status);
+      statuses.push((await as(u, alice).post('/api/conversations').send({ title: 'spam', members: [others[0]!.name] })).status);
+      expect(statuses).to.deep.equal([201, 201, 201, 429]);
+      // someone else is not affected
+      await as(u, others[0]!).post('/api/conversations').send({ title: 'team', members: [alice.name] }).expect(201);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('/metrics serves the documented metrics; with METRICS_TOKEN set, only to that bearer', async () => {
     await supertest(url).get('/healthz').expect(200); // at least one request counted
     const open = await supertest(url).get('/metrics').expect(200);

@@ -177,7 +177,7 @@ export class BoshManager {
       await this.dispatchRequest(raw, answer, origin);
     } catch (err) {
       if (err instanceof LockTimeout || err instanceof LockLost) {
-        this.log.warn({ err: { name: err.name } }, err instanceof LockLost ? 'session step outlived its lock' : 'session lock timeout');
+        this.log.warn({ err }, err instanceof LockLost ? 'session step outlived its lock' : 'session lock timeout');
         answer(recoverable());
       } else {
         // Nothing was saved (the locked step failed as a whole): the recoverable error makes the
@@ -605,6 +605,7 @@ export class BoshManager {
     const key = `${me.id} ${to.name}`;
     const cached = this.directs.get(key);
     if (cached) return cached;
+    await this.d.core.limits.conversation(me.id);
     const { id } = await this.d.core.messaging.directId(me, to.name);
     if (this.directs.size >= DIRECT_CACHE_MAX) this.directs.clear();
     this.directs.set(key, id);

@@ -22,8 +22,8 @@ const LOCK_WAIT_MS = 5_000;
 
 /** The session could not be locked in time (another node is slow or died holding it). */
 export class LockTimeout extends Error {
-  constructor(sid: string) {
-    super(`BOSH session ${sid} is busy`);
+  constructor() {
+    super('a BOSH session is busy'); // no sid: messages end up in logs, and a sid is a credential
     this.name = 'LockTimeout';
   }
 }
@@ -33,8 +33,8 @@ export class LockTimeout extends Error {
  * saved; the client resends the rid and it is processed afresh.
  */
 export class LockLost extends Error {
-  constructor(sid: string, ms: number) {
-    super(`BOSH session ${sid}: step took ${ms} ms, past its lock`);
+  constructor(ms: number) {
+    super(`a BOSH session step took ${ms} ms, past its lock`);
     this.name = 'LockLost';
   }
 }
@@ -98,7 +98,7 @@ export class SessionStore {
     let backoff = 1;
     let got: { locked: boolean; value: string | null };
     while (!(got = await this.bus.lockAndGet(lockKey, token, this.lockTtlMs, this.key(sid))).locked) {
-      if (Date.now() > deadline) throw new LockTimeout(sid);
+      if (Date.now() > deadline) throw new LockTimeout();
       await new Promise((r) => setTimeout(r, backoff));
       // Up to 16 ms: a locked section is a few ms, so waiting longer only adds latency.
       backoff = Math.min(backoff * 2, 16);
@@ -117,8 +117,8 @@ export class SessionStore {
     else if (out.save) write = { key: this.key(sid), value: JSON.stringify(out.save), ttlMs: storeTtlMs(out.save) };
     // Past the lock time another node may have taken the lock and changed the session: abort
     // rather than overwrite (the script checks the token too, for the time the write travels).
-    if (took >= this.lockTtlMs && write) throw new LockLost(sid, took);
-    if (!(await this.bus.unlockWith(lockKey, token, write)) && write) throw new LockLost(sid, took);
+    if (took >= this.lockTtlMs && write) throw new LockLost(took);
+    if (!(await this.bus.unlockWith(lockKey, token, write)) && write) throw new LockLost(took);
     return out.result;
   }
 }
