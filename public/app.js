@@ -401,7 +401,7 @@
       img.alt = a.name || 'picture';
       sizeImage(img, a);
       if (a.url) {
-        box.href = client.fileUrl(a.url);
+        fileLink(box, a.url);
         box.target = '_blank';
         box.rel = 'noopener';
         loadThumb(img, client.fileUrl(a.thumbnail_url || a.url), 0);
@@ -415,7 +415,7 @@
     }
     box = el(a.url ? 'a' : 'span', 'att-file');
     if (a.url) {
-      box.href = client.fileUrl(a.url);
+      fileLink(box, a.url);
       box.setAttribute('download', a.name || 'file');
     }
     box.appendChild(icon('i-file', 'file-icon'));
@@ -426,6 +426,12 @@
     if (m.status === 'pending') { m._progress = box.appendChild(el('span', 'progress')); }
     link = box;
     return link;
+  }
+
+  /** A link to a file: its grant is renewed as it is followed, so an old message's link still opens. */
+  function fileLink(box, url) {
+    box.href = client.fileUrl(url);
+    box.onmousedown = box.onkeydown = box.ontouchstart = function () { box.href = client.fileUrl(url); };
   }
 
   /** Reserve the picture's box before it loads so the list does not jump. */

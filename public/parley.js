@@ -37,6 +37,9 @@
   var MODE_SWITCH_FAILURES = 3;
   /** One "typing" notice per conversation per 3 s: the other side shows it for ~5 s. */
   var TYPING_INTERVAL_MS = 3000;
+  /** A file grant lives at least an hour: fetch a new one every 20 minutes. */
+  var GRANT_REFRESH_MS = 20 * 60 * 1000;
+  var GRANT_RETRY_MS = 10 * 1000;
   /** Message ids remembered for de-duplication of replayed events. */
   var SEEN_LIMIT = 2000;
 
@@ -282,6 +285,7 @@
     this.storage.removeItem('parley.session');
     this.user = null;
     this.token = null;
+    this._grant = null;
     this.cursor = null;
     this._outbox = [];
   };
@@ -461,11 +465,32 @@
   };
 
   /** A file URL (attachment.url or thumbnail_url) that works in <img src> and <a href>: those
-   *  cannot send headers, so the token rides in the query (PROTOCOL allows access_token). */
+   *  cannot send headers, so a short-lived file grant rides in the query (GET /api/files/grant;
+   *  it opens files only, for about an hour), never the token. Only a server without grants
+   *  gets access_token. */
   Client.prototype.fileUrl = function (url) {
     if (!url) { return url; }
     var full = /^[a-z][a-z0-9+.-]*:/i.test(url) ? url : this.base + url;
-    return this.token ? addQuery(full, { access_token: this.token }) : full;
+    if (this._grant) { return addQuery(full, { grant: this._grant }); }
+    if (this._grant === false && this.token) { return addQuery(full, { access_token: this.token }); }
+    return full;
+  };
+
+  /** Fetch a file grant, and again before it runs out; cb() once there is one (or none to be had). */
+  Client.prototype._refreshGrant = function (cb) {
+    var self = this;
+    cb = cb || noop;
+    if (this._grantTimer) { clearTimeout(this._grantTimer); this._grantTimer = null; }
+    if (!this.token) { cb(); return; }
+    this.request('GET', '/api/files/grant', null, function (err, data, status) {
+      var again = GRANT_REFRESH_MS;
+      if (!err && data && data.grant) { self._grant = data.grant; }
+      else if (status === 404) { self._grant = false; } // an older server: tokens in file URLs
+      else { again = GRANT_RETRY_MS; }
+      // Every 20 minutes: a grant lives at least an hour, so links already shown keep working.
+      if (self._running) { self._grantTimer = setTimeout(function () { self._refreshGrant(); }, again); }
+      cb();
+    });
   };
 
   // ---- Sending: the outbox ----
@@ -574,16 +599,22 @@
 
   /** Start the events loop (long-poll from the saved cursor). Events arrive through on(). */
   Client.prototype.start = function () {
+    var self = this;
     if (this._running || !this.token) { return; }
     this._running = true;
     this._failures = 0;
-    this._poll();
-    this._flush();
+    // The grant first: the first events render pictures, whose URLs need it.
+    this._refreshGrant(function () {
+      if (!self._running) { return; }
+      self._poll();
+      self._flush();
+    });
   };
 
   /** Stop the events loop; the cursor stays saved for the next start. */
   Client.prototype.stop = function () {
     this._running = false;
+    if (this._grantTimer) { clearTimeout(this._grantTimer); this._grantTimer = null; }
     this._pollSerial++;
     if (this._pollTimer) { clearTimeout(this._pollTimer); this._pollTimer = null; }
     if (this._pollAbort) { this._pollAbort(); this._pollAbort = null; }

@@ -6,6 +6,7 @@ import { apiRouter } from './http/api.js';
 import { errorHandler, notFound } from './http/errors.js';
 import { projectPath } from './paths.js';
 import { filesRouter } from './http/files.js';
+import { bodyDeadline } from './http/server.js';
 import { boshRouter } from './transports/bosh/router.js';
 
 const PUBLIC_DIR = projectPath('public');
@@ -57,6 +58,7 @@ export function createApp(deps: Deps): Express {
   // proxies' own (Heroku's router, nginx), counted from the right. Never `true`: that takes the
   // left-most entry, which the client writes itself.
   app.set('trust proxy', config.trustProxy);
+  app.use(bodyDeadline(config.bodyTimeoutMs));
   app.use(
     helmet({
       contentSecurityPolicy: {
@@ -87,6 +89,12 @@ export function createApp(deps: Deps): Express {
     res.status(db && bus ? 200 : 503).json({ ok: db && bus, database: db, bus });
   });
   app.get('/metrics', async (req, res) => {
+    // In production (NODE_ENV=production, or on Heroku) the metrics are never public: without
+    // METRICS_TOKEN they are refused to everyone.
+    if (!config.metricsToken && config.production) {
+      res.status(403).json({ error: { code: 'forbidden', message: 'set METRICS_TOKEN to read /metrics in production' } });
+      return;
+    }
     if (config.metricsToken && !bearerIs(req.headers.authorization, config.metricsToken)) {
       res.setHeader('WWW-Authenticate', 'Bearer');
       res.status(401).json({ error: { code: 'unauthorized', message: 'metrics need Authorization: Bearer METRICS_TOKEN' } });
@@ -100,7 +108,7 @@ export function createApp(deps: Deps): Express {
     express.urlencoded({ extended: false, limit: config.bodyLimit, parameterLimit: 200 }),
   ];
   const api = apiRouter(deps);
-  const files = filesRouter({ config, core: deps.core, db: deps.db, bus: deps.bus, blobs: deps.blobs, log }, api.auth);
+  const files = filesRouter({ config, core: deps.core, db: deps.db, blobs: deps.blobs, log }, api.auth);
   app.use('/api', cors(config.corsOrigins), noStore, ...parsers, api.router, files);
   app.use('/api', notFound);
 

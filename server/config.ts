@@ -28,8 +28,24 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** `off` disables every rate limit (benchmarks). */
   RATE_LIMIT: bool.default(true),
-  /** Failed logins allowed per name and address per 15 minutes. */
+  /** Failed logins allowed per address-and-name per 15 minutes (then a lockout of that pair, doubling each time). */
   LOGIN_ATTEMPTS: int(1, 10000).default(10),
+  /** Failed logins allowed per address, whatever the names, per 15 minutes. */
+  LOGIN_ATTEMPTS_PER_ADDRESS: int(1, 100_000).default(50),
+  /** Direct conversations opened and groups created per user per hour. */
+  CONVERSATIONS_PER_HOUR: int(1, 1_000_000).default(120),
+  /** New BOSH sessions allowed per address per minute. */
+  BOSH_SESSIONS_PER_MINUTE: int(1, 1_000_000).default(60),
+  /** log2 of scrypt's N for password hashes (17: 128 MiB, OWASP's guidance); lower only for tests. */
+  PASSWORD_COST: int(10, 18).default(17),
+  /** A token unused for this many days expires (each use moves it forward). */
+  TOKEN_TTL_DAYS: int(1, 3650).default(30),
+  /** Seconds a request other than an upload may take to send its body (slow-body attacks). */
+  BODY_TIMEOUT: int(1, 3600).default(60),
+  /** Open HTTP connections per node at most (a parked request holds one). */
+  MAX_CONNECTIONS: int(1, 1_000_000).default(10_000),
+  /** Parked requests per user per node at most; a further one answers the oldest (empty). */
+  PARKED_PER_USER: int(1, 1000).default(6),
   /** API requests allowed per user per minute. */
   REQUESTS_PER_MINUTE: int(1, 1_000_000).default(1200),
   /** Registrations allowed per address per hour. */
@@ -48,8 +64,15 @@ const schema = z.object({
   PRESENCE_TIMEOUT: int(1, 3600).default(60),
   /** Origins allowed to call the API and BOSH cross-origin; `*` for any. */
   CORS_ORIGINS: z.string().default('*'),
-  /** Proxies in front of the nodes that append to X-Forwarded-For (Heroku's router: 1; none: 0). */
-  TRUST_PROXY: int(0, 10).default(1),
+  /**
+   * Proxies in front of the nodes that append to X-Forwarded-For (Heroku's router: 1; none: 0).
+   * Default 0, or 1 when DYNO is set (on Heroku): with none in front, trusting one hop would let
+   * a client's own X-Forwarded-For become its address.
+   */
+  TRUST_PROXY: int(0, 10).optional(),
+  /** Set by Heroku on every dyno. */
+  DYNO: z.string().optional(),
+  NODE_ENV: z.string().optional(),
   /** When set, /metrics answers only `Authorization: Bearer METRICS_TOKEN` (set it where the nodes are public). */
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Move messages older than this many days out of the table into sealed archive blobs, hourly; unset: never automatically. */
@@ -83,6 +106,16 @@ export type Config = {
   corsOrigins: string[] | '*';
   trustProxy: number;
   metricsToken: string | undefined;
+  /** NODE_ENV=production or on Heroku: /metrics is refused without METRICS_TOKEN. */
+  production: boolean;
+  loginAttemptsPerAddress: number;
+  boshSessionsPerMinute: number;
+  conversationsPerHour: number;
+  passwordCost: number;
+  tokenTtlMs: number;
+  maxConnections: number;
+  bodyTimeoutMs: number;
+  parkedPerUser: number;
   presenceTimeoutMs: number;
   archiveAfterDays: number | undefined;
   retention: 'forever' | 'until-delivered';
@@ -141,8 +174,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     presenceTimeoutMs: e.PRESENCE_TIMEOUT * 1000,
     archiveAfterDays: e.ARCHIVE_AFTER_DAYS,
     retention: e.RETENTION,
-    trustProxy: e.TRUST_PROXY,
+    trustProxy: e.TRUST_PROXY ?? (e.DYNO ? 1 : 0),
     metricsToken: e.METRICS_TOKEN,
+    production: e.NODE_ENV === 'production' || e.DYNO !== undefined,
+    loginAttemptsPerAddress: e.LOGIN_ATTEMPTS_PER_ADDRESS,
+    boshSessionsPerMinute: e.BOSH_SESSIONS_PER_MINUTE,
+    conversationsPerHour: e.CONVERSATIONS_PER_HOUR,
+    passwordCost: e.PASSWORD_COST,
+    tokenTtlMs: e.TOKEN_TTL_DAYS * 86_400_000,
+    maxConnections: e.MAX_CONNECTIONS,
+    bodyTimeoutMs: e.BODY_TIMEOUT * 1000,
+    parkedPerUser: e.PARKED_PER_USER,
     corsOrigins: e.CORS_ORIGINS === '*' ? '*' : e.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
   };
 }

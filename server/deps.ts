@@ -42,7 +42,7 @@ export function resolveMasterKey(config: Config, log: Logger): Buffer {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  mkdirSync(config.dataDir, { recursive: true });
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const key = randomBytes(32);
   writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600 });
   log.warn({ file }, 'MASTER_KEY not set: generated one into the data directory; back it up, or set MASTER_KEY');
@@ -51,6 +51,7 @@ export function resolveMasterKey(config: Config, log: Logger): Buffer {
 
 /** Open the database (Postgres or embedded) and run the migrations it needs. */
 export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+  if (!config.databaseUrl) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const db = config.databaseUrl
     ? await PostgresDatabase.connect({ url: config.databaseUrl, schema: config.databaseSchema, log })
     : await EmbeddedDatabase.open(path.join(config.dataDir, 'db'));
@@ -90,6 +91,8 @@ export async function assemble(
     Date.now,
     (s) => metrics?.wakeLatency.observe(s),
     (source) => metrics?.streamReads.inc({ source }),
+    undefined,
+    config.parkedPerUser,
   );
   metrics = new Metrics(() => lot.parked, opts.defaultMetrics ?? true, () => db.deadlocks);
   const core = new Core({
@@ -103,6 +106,18 @@ export async function assemble(
     nodeId: config.nodeId,
     log,
     presenceTimeoutMs: config.presenceTimeoutMs,
+    limits: {
+      enabled: config.rateLimit,
+      loginAttempts: config.loginAttempts,
+      loginAttemptsPerAddress: config.loginAttemptsPerAddress,
+      requestsPerMinute: config.requestsPerMinute,
+      registrationsPerHour: config.registrationsPerHour,
+      uploadsPerMinute: config.uploadsPerMinute,
+      sessionsPerMinute: config.boshSessionsPerMinute,
+      conversationsPerHour: config.conversationsPerHour,
+    },
+    passwordCost: config.passwordCost,
+    tokenTtlMs: config.tokenTtlMs,
     onSent: (n) => metrics.messagesSent.inc(n),
   });
   await core.start(() => lot.holding());

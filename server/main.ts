@@ -1,7 +1,7 @@
-import http from 'node:http';
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
 import { assemble, disassemble, openBus, openDatabase } from './deps.js';
+import { createServer } from './http/server.js';
 import { createLogger } from './log.js';
 
 /** Shutdown must finish within 5 s (Heroku sends SIGKILL 30 s after SIGTERM; we aim well inside). */
@@ -20,13 +20,7 @@ async function main(): Promise<void> {
   const bus = await openBus(config, log);
   const deps = await assemble(config, log, db, bus);
   const app = createApp(deps);
-  const server = http.createServer(app);
-  // Parked requests last up to 25 s; keep-alive sockets a little longer than a poll's gap.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  // Receiving a whole request may take long: a 25 MB upload over a slow mobile link is minutes,
-  // and cutting it at 60 s loses the upload. Slow headers are still cut at 66 s.
-  server.requestTimeout = 10 * 60_000;
+  const server = createServer(app, config);
   await new Promise<void>((resolve) => server.listen(config.port, resolve));
   log.info(
     { port: config.port, node: config.nodeId, database: db.kind, bus: config.redisUrl ? 'redis' : 'local' },

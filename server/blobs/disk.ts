@@ -17,7 +17,8 @@ export class DiskBlobs implements Blobs {
   /** Create the directory if needed and sweep temporary files a crash left behind. */
   static async open(dir: string): Promise<DiskBlobs> {
     const root = path.resolve(dir);
-    await mkdir(path.join(root, '.tmp'), { recursive: true });
+    // 0700: the blobs are sealed, but their names and sizes are nobody else's business either.
+    await mkdir(path.join(root, '.tmp'), { recursive: true, mode: 0o700 });
     const blobs = new DiskBlobs(root);
     await blobs.sweepTemp(STALE_TEMP_MS);
     return blobs;
@@ -51,7 +52,7 @@ export class DiskBlobs implements Blobs {
       // still only in the page cache.
       const out = createWriteStream(tmp, { flags: 'wx', flush: true });
       await pipeline(body, out);
-      await mkdir(path.dirname(file), { recursive: true });
+      await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
       await rename(tmp, file);
       return { size: out.bytesWritten };
     } catch (err) {

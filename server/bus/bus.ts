@@ -48,12 +48,16 @@ export interface Bus {
    */
   lockAndGet(lockKey: string, token: string, ttlMs: number, key: string): Promise<{ locked: boolean; value: string | null }>;
   /**
-   * Write and unlock in one round trip: optionally set `key` (value null deletes it), then delete
-   * `lockKey` if it still holds `token` (a lock that expired and was taken by another is left alone).
+   * Write and unlock in one round trip, only while `lockKey` still holds `token`: then optionally
+   * set `key` (value null deletes it) and delete the lock; resolves true. A lock that expired (and
+   * perhaps was taken by another) is left alone and nothing is written; resolves false.
    */
-  unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<void>;
-  /** Increment a counter that expires ttlMs after its first increment; resolves the new value. */
-  incr(key: string, ttlMs: number): Promise<number>;
+  unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<boolean>;
+  /**
+   * Add `by` (default 1; negative gives back) to a counter that expires ttlMs after its first
+   * increment; resolves the new value.
+   */
+  incr(key: string, ttlMs: number, by?: number): Promise<number>;
 
   /** True when the backing service answers (readiness). */
   ping(): Promise<boolean>;

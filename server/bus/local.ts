@@ -212,26 +212,29 @@ export class LocalBus implements Bus {
     return { locked: true, value: this.hub.read(key)?.value ?? null };
   }
 
-  async unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<void> {
+  async unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<boolean> {
     this.checkOpen();
+    if (this.hub.read(lockKey)?.value !== token) return false;
     if (write) {
       if (write.value === null) this.hub.kv.delete(write.key);
       else this.hub.write(write.key, { value: write.value, expiresAt: this.hub.now() + ttl(write.ttlMs) });
     }
-    if (this.hub.read(lockKey)?.value === token) this.hub.kv.delete(lockKey);
+    this.hub.kv.delete(lockKey);
+    return true;
   }
 
-  async incr(key: string, ttlMs: number): Promise<number> {
+  async incr(key: string, ttlMs: number, by = 1): Promise<number> {
     this.checkOpen();
     const ms = ttl(ttlMs);
+    if (!Number.isSafeInteger(by)) throw new Error(`incr by ${by}: not an integer`);
     const e = this.hub.read(key);
     if (!e) {
-      this.hub.write(key, { value: '1', expiresAt: this.hub.now() + ms });
-      return 1;
+      this.hub.write(key, { value: String(by), expiresAt: this.hub.now() + ms });
+      return by;
     }
     // Same refusal as Redis INCR on a value that is not an integer.
     if (!/^-?\d+$/.test(e.value)) throw new Error('ERR value is not an integer or out of range');
-    const n = Number(e.value) + 1;
+    const n = Number(e.value) + by;
     e.value = String(n);
     return n;
   }

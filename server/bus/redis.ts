@@ -39,7 +39,7 @@ return found`;
 
 /** A counter that expires ttl after its FIRST increment: PEXPIRE NX never moves an existing expiry. */
 const INCR_LUA = `
-local n = redis.call('INCR', KEYS[1])
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
 return n`;
 
@@ -50,16 +50,21 @@ if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
 end
 return {0}`;
 
-/** Optionally write (ARGV[2] '1': set ARGV[3] with expiry ARGV[4]; '0': delete), then compare-and-delete the lock. */
+/**
+ * Only while the lock still holds our token (ARGV[1]): optionally write (ARGV[2] '1': set ARGV[3]
+ * with expiry ARGV[4]; '0': delete), then delete the lock. A writer whose lock expired writes
+ * nothing: another holder may have changed the key meanwhile.
+ */
 const UNLOCK_WITH_LUA = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
 if ARGV[2] == '1' then
   redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 elseif ARGV[2] == '0' then
   redis.call('DEL', KEYS[2])
 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-end
+redis.call('DEL', KEYS[1])
 return 1`;
 
 /** A Lua script sent by SHA, and in full only when the server does not know it yet (NOSCRIPT). */
@@ -333,9 +338,10 @@ export class RedisBus implements Bus {
     await this.cmd.del(this.key(key));
   }
 
-  async incr(key: string, ttlMs: number): Promise<number> {
+  async incr(key: string, ttlMs: number, by = 1): Promise<number> {
     this.checkOpen();
-    return Number(await incrScript.run(this.cmd, [this.key(key)], [ttl(ttlMs)]));
+    if (!Number.isSafeInteger(by)) throw new Error(`incr by ${by}: not an integer`);
+    return Number(await incrScript.run(this.cmd, [this.key(key)], [ttl(ttlMs), by]));
   }
 
   async lockAndGet(lockKey: string, token: string, ttlMs: number, key: string): Promise<{ locked: boolean; value: string | null }> {
@@ -345,14 +351,15 @@ export class RedisBus implements Bus {
     return r[0] === 1 ? { locked: true, value: r[1] ?? null } : { locked: false, value: null };
   }
 
-  async unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<void> {
+  async unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<boolean> {
     this.checkOpen();
     const mode = write === null ? '-' : write.value === null ? '0' : '1';
-    await unlockWithScript.run(
+    const held = await unlockWithScript.run(
       this.cmd,
       [this.key(lockKey), this.key(write?.key ?? lockKey)],
       [token, mode, write?.value ?? '', mode === '1' ? ttl(write!.ttlMs) : 0],
     );
+    return Number(held) === 1;
   }
 
   async ping(): Promise<boolean> {

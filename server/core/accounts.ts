@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Bus } from '../bus/bus.js';
+import { Credentials } from '../store/credentials.js';
 import type { Store } from '../store/store.js';
 import { errors } from './errors.js';
-import { DUMMY_HASH, hashPassword, verifyPassword } from './passwords.js';
+import { DEFAULT_COST, dummyHash, hashPassword, needsRehash, verifyPassword } from './passwords.js';
 
 /** An authenticated user. */
 export interface Principal {
@@ -12,8 +13,16 @@ export interface Principal {
   device?: string;
 }
 
-/** How long a node trusts a cached token lookup; logout also clears it on every node at once via the bus. */
+/**
+ * How long a node trusts a cached token lookup; logout also clears it on every node at once via
+ * the bus, and the whole cache is dropped when the bus comes back after a gap (a logout
+ * announced meanwhile was lost).
+ */
 const TOKEN_CACHE_MS = 60_000;
+/** A token is refreshed (its expiry moved forward) at most once an hour: one write, not one per request. */
+const TOKEN_REFRESH_MS = 3_600_000;
+/** 30 days (TOKEN_TTL_DAYS): a device unused for a month logs in again. */
+export const DEFAULT_TOKEN_TTL_MS = 30 * 86_400_000;
 const TOKEN_CACHE_LIMIT = 50_000;
 /** The bus channel on which logouts are announced to every node. */
 export const REVOKE_CHANNEL = 'tokens:revoked';
@@ -44,41 +53,62 @@ export class Accounts {
   /** Token → its hash (hex), so a cached token is not hashed again on every request. */
   private readonly hashes = new Map<string, string>();
   private readonly onRevoke = (hashHex: string) => void this.cache.delete(hashHex);
+  private offResume: (() => void) | null = null;
+  private readonly credentials: Credentials;
+  private readonly cost: number;
+  private readonly tokenTtlMs: number;
 
-  constructor(private readonly store: Store, private readonly bus: Bus, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly store: Store,
+    private readonly bus: Bus,
+    opts: { passwordCost?: number; tokenTtlMs?: number } = {},
+    private readonly now: () => number = Date.now,
+  ) {
+    this.credentials = new Credentials(store.db);
+    this.cost = opts.passwordCost ?? DEFAULT_COST;
+    this.tokenTtlMs = opts.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS;
+  }
 
-  /** Listen for logouts made on other nodes. */
+  /** Listen for logouts made on other nodes; forget every cached token when the bus had a gap. */
   async start(): Promise<void> {
     await this.bus.subscribe(REVOKE_CHANNEL, this.onRevoke);
+    this.offResume ??= this.bus.onResume(() => this.forget());
   }
 
   async stop(): Promise<void> {
+    this.offResume?.();
+    this.offResume = null;
     await this.bus.unsubscribe(REVOKE_CHANNEL, this.onRevoke);
+  }
+
+  /** Drop every cached token lookup: the next request of each token reads the database. */
+  forget(): void {
+    this.cache.clear();
+    this.hashes.clear();
   }
 
   /** Register a new user and give it a first token (device). */
   async register(rawName: unknown, rawPassword: unknown): Promise<{ user: Principal; token: string }> {
     const name = normaliseName(rawName);
     const password = checkPassword(rawPassword);
-    const row = await this.store.createUser(name, await hashPassword(password));
+    const row = await this.store.createUser(name, await hashPassword(password, this.cost));
     if (!row) throw errors.conflict('that name is taken', 'name_taken');
     const user = { id: Number(row.id), name: row.name };
     return { user, token: await this.issue(user) };
   }
 
-  /** Log in with name and password; every login is a new device token. */
-  async login(rawName: unknown, rawPassword: unknown): Promise<{ user: Principal; token: string }> {
-    const user = await this.check(rawName, rawPassword);
-    if (!user) throw errors.badCredentials();
-    return { user, token: await this.issue(user) };
-  }
-
-  /** Check a name and password (SASL PLAIN uses this too); null when wrong. */
+  /**
+   * Check a name and password; null when wrong. Not rate-limited: the doors call it through
+   * Logins. A right password whose hash has older parameters is hashed again at today's.
+   */
   async check(rawName: unknown, rawPassword: unknown): Promise<Principal | null> {
     if (typeof rawName !== 'string' || typeof rawPassword !== 'string' || rawPassword.length > 256) return null;
     const row = await this.store.userByName(rawName.trim().toLowerCase());
-    const ok = await verifyPassword(rawPassword, row?.pass_hash ?? DUMMY_HASH);
-    return row && ok ? { id: Number(row.id), name: row.name } : null;
+    const ok = await verifyPassword(rawPassword, row?.pass_hash ?? dummyHash(this.cost));
+    if (!row || !ok) return null;
+    const user = { id: Number(row.id), name: row.name };
+    if (needsRehash(row.pass_hash, this.cost)) await this.credentials.rehash(user.id, row.pass_hash, await hashPassword(rawPassword, this.cost));
+    return user;
   }
 
   /** The user a token belongs to, or null. */
@@ -89,8 +119,9 @@ export class Accounts {
     if (!/^[A-Za-z0-9_-]{20,100}$/.test(token)) return null;
     const hash = tokenHash(token);
     const key = hash.toString('hex');
-    const user = await this.store.userByToken(hash);
+    const user = await this.credentials.liveToken(hash, this.tokenTtlMs);
     if (!user) return null;
+    if (this.now() - user.refreshedAt.getTime() > TOKEN_REFRESH_MS) await this.credentials.refresh(hash);
     const principal = { id: Number(user.id), name: user.name, device: key.slice(0, 16) };
     if (this.cache.size >= TOKEN_CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(key, { principal, until: this.now() + TOKEN_CACHE_MS });
@@ -107,7 +138,8 @@ export class Accounts {
     await this.bus.publish(REVOKE_CHANNEL, hash.toString('hex'));
   }
 
-  private async issue(user: Principal): Promise<string> {
+  /** A new device token for a user whose password was checked. */
+  async issue(user: Principal): Promise<string> {
     const token = randomBytes(32).toString('base64url');
     await this.store.createToken(tokenHash(token), user.id);
     return token;

@@ -6,7 +6,10 @@ import { Accounts } from './accounts.js';
 import { Contacts } from './contacts.js';
 import { Archive } from './archive.js';
 import { Retention } from './retention.js';
+import { FileGrants } from './file-grants.js';
 import { Keyring } from './keys.js';
+import { Limits, NO_LIMITS, type LimitSettings } from './limits.js';
+import { Logins } from './logins.js';
 import { Messaging } from './messaging.js';
 import { Notifier } from './notifier.js';
 import { Presence } from './presence.js';
@@ -15,6 +18,12 @@ import { Streams } from './streams.js';
 /** The domain, assembled: what the HTTP routes and the transports call. No express, pg or ioredis here. */
 export class Core {
   readonly accounts: Accounts;
+  /** Every rate limit, for every door. */
+  readonly limits: Limits;
+  /** The login rule of every door: counted, then checked. */
+  readonly logins: Logins;
+  /** Short-lived signed grants for file URLs (instead of the token in them). */
+  readonly fileGrants: FileGrants;
   readonly keys: Keyring;
   readonly notifier: Notifier;
   readonly messaging: Messaging;
@@ -44,8 +53,17 @@ export class Core {
     log: Logger;
     presenceTimeoutMs?: number;
     onSent?: (n: number) => void;
+    /** Rate limits (from the configuration); off when not given. */
+    limits?: LimitSettings;
+    /** log2 of scrypt's N for new and rehashed passwords (PASSWORD_COST). */
+    passwordCost?: number;
+    /** Tokens unused this long expire (TOKEN_TTL_DAYS). */
+    tokenTtlMs?: number;
   }) {
-    this.accounts = new Accounts(opts.store, opts.bus);
+    this.accounts = new Accounts(opts.store, opts.bus, { passwordCost: opts.passwordCost, tokenTtlMs: opts.tokenTtlMs });
+    this.limits = new Limits(opts.bus, opts.limits ?? NO_LIMITS);
+    this.logins = new Logins(this.accounts, this.limits);
+    this.fileGrants = new FileGrants(opts.masterKey);
     this.keys = new Keyring(opts.masterKey, opts.previousMasterKeys);
     this.notifier = new Notifier(opts.bus, opts.log);
     this.archive = new Archive(opts.store, opts.blobs, this.keys, opts.log.child({ module: 'archive' }));

@@ -1,26 +1,20 @@
 import { Router, type Request, type Response } from 'express';
-import type { Bus } from '../bus/bus.js';
 import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { errors } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import { poll, parseWait } from '../transports/longpoll.js';
 import type { ParkingLot } from '../transports/parking.js';
-import { requireUser, userOf } from './auth.js';
+import { addressOf, requireUser, userOf } from './auth.js';
 import { sendJson } from './errors.js';
-import { WindowLimiter } from './ratelimit.js';
 
 /** What the API routes need. */
 export interface ApiDeps {
   config: Config;
   core: Core;
   store: Store;
-  bus: Bus;
   lot: ParkingLot;
 }
-
-/** Failed logins are counted per name and per address for 15 minutes, on the bus (shared by all nodes). */
-const LOGIN_WINDOW_MS = 15 * 60_000;
 
 function body(req: Request): Record<string, unknown> {
   const b: unknown = req.body;
@@ -35,25 +29,12 @@ function field(req: Request, name: string): unknown {
 
 /** The JSON API of PROTOCOL.md: accounts, contacts, conversations, messages, events. */
 export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typeof requireUser> } {
-  const { core, config, store, bus, lot } = deps;
+  const { core, store, lot } = deps;
   const router = Router();
-  const perUser = new WindowLimiter(config.requestsPerMinute, 60_000, config.rateLimit);
-  const auth = requireUser(core, perUser);
-
-  /** Count a hit on a counter shared by all nodes; 429 once it passes limit. */
-  async function countShared(key: string, limit: number, windowMs: number): Promise<void> {
-    if (!config.rateLimit) return;
-    if ((await bus.incr(key, windowMs)) > limit) throw errors.rateLimited(windowMs / 1000);
-  }
-
-  /** 429 when a shared counter already reached limit (failed logins: checked before, counted after). */
-  async function checkShared(key: string, limit: number, windowMs: number): Promise<void> {
-    if (!config.rateLimit) return;
-    if (Number((await bus.get(key)) ?? 0) >= limit) throw errors.rateLimited(windowMs / 1000);
-  }
+  const auth = requireUser(core);
 
   router.post('/register', async (req, res) => {
-    await countShared(`rl:register:${req.ip}`, config.registrationsPerHour, 3_600_000);
+    await core.limits.register(addressOf(req));
     const b = body(req);
     const { user, token } = await core.accounts.register(b['name'], b['password']);
     sendJson(res, 201, { user: { name: user.name }, token });
@@ -61,16 +42,8 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
 
   router.post('/login', async (req, res) => {
     const b = body(req);
-    const name = typeof b['name'] === 'string' ? b['name'].trim().toLowerCase().slice(0, 64) : '';
-    const keys = [`rl:login:n:${name}`, `rl:login:a:${req.ip}`];
-    for (const k of keys) await checkShared(k, config.loginAttempts, LOGIN_WINDOW_MS);
-    try {
-      const { user, token } = await core.accounts.login(b['name'], b['password']);
-      sendJson(res, 200, { user: { name: user.name }, token });
-    } catch (err) {
-      if (config.rateLimit) for (const k of keys) await bus.incr(k, LOGIN_WINDOW_MS);
-      throw err;
-    }
+    const { user, token } = await core.logins.login(b['name'], b['password'], addressOf(req));
+    sendJson(res, 200, { user: { name: user.name }, token });
   });
 
   router.post('/logout', auth, async (_req, res) => {
@@ -93,6 +66,7 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
 
   router.post('/conversations', auth, async (req, res) => {
     const me = userOf(res);
+    await core.limits.conversation(me.id);
     const withName = field(req, 'with');
     if (withName !== undefined) {
       const { conversation, created } = await core.messaging.openDirect(me, withName);

@@ -2,7 +2,6 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Principal } from '../core/accounts.js';
 import type { Core } from '../core/core.js';
 import { errors } from '../core/errors.js';
-import type { WindowLimiter } from './ratelimit.js';
 
 /** The bearer token of a request: Authorization header, or access_token in the query or form body. */
 export function tokenOf(req: Request): string | null {
@@ -17,19 +16,24 @@ export function tokenOf(req: Request): string | null {
   return typeof b === 'string' && b ? b : null;
 }
 
+/** The client's address for the per-address limits (Express's req.ip under TRUST_PROXY). */
+export function addressOf(req: Request): string {
+  return req.ip ?? req.socket.remoteAddress ?? 'unknown';
+}
+
 /** The authenticated user of a request that passed requireUser. */
 export function userOf(res: Response): Principal {
   return res.locals['user'] as Principal;
 }
 
 /** Authenticate, rate-limit per user, and count the request as a presence heartbeat. */
-export function requireUser(core: Core, limiter: WindowLimiter): RequestHandler {
+export function requireUser(core: Core): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const token = tokenOf(req);
     if (!token) throw errors.unauthorized();
     const user = await core.accounts.authenticate(token);
     if (!user) throw errors.unauthorized();
-    limiter.hit(`u:${user.id}`);
+    core.limits.request(user.id);
     res.locals['user'] = user;
     res.locals['token'] = token;
     core.presence.touch(user.id);

@@ -72,7 +72,9 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       known = errors.unavailable('the database or Redis is unavailable; retry shortly');
     }
     if (res.headersSent) {
-      log.warn({ err, url: req.originalUrl }, 'error after headers were sent');
+      // The path only: a query string may carry access_token (never logged).
+      log.warn({ err, url: req.path }, 'error after headers were sent');
+      res.destroy(); // the client sees a cut answer, not one that never ends
       return;
     }
     if (known) {

@@ -5,7 +5,6 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { BlobNotFound, newBlobKey, type Blobs } from '../blobs/blobs.js';
 import { SealedBlobs } from '../blobs/seal.js';
-import type { Bus } from '../bus/bus.js';
 import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { AppError, errors } from '../core/errors.js';
@@ -24,7 +23,6 @@ export interface FilesDeps {
   config: Config;
   core: Core;
   db: Queryable;
-  bus: Bus;
   blobs: Blobs;
   log: Logger;
 }
@@ -51,8 +49,6 @@ const MULTIPART_OVERHEAD = 256 * 1024;
 // A browser may cache a file it was allowed to see for a day; access can be lost (removed from a
 // group), and a day bounds how long a shared computer keeps it. Files never change, so no revalidation.
 const CACHE_CONTROL = 'private, max-age=86400';
-// Uploads are counted per user over one minute (UPLOADS_PER_MINUTE), on the bus: shared by all nodes.
-const UPLOAD_WINDOW_MS = 60_000;
 const FILE_ID = /^f[A-Za-z0-9_-]{1,63}$/;
 
 /** The attachment as the API shows it. */
@@ -96,7 +92,7 @@ function fromMulter(err: unknown, limit: number): unknown {
 
 /** `POST /conversations/:id/files`, `GET /files/:id` and `GET /files/:id/thumbnail`, to mount under /api. */
 export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
-  const { config, core, bus } = deps;
+  const { config, core } = deps;
   const log = deps.log.child({ module: 'files' });
   const sealed = new SealedBlobs(deps.blobs);
   const attachments = new Attachments(deps.db);
@@ -122,9 +118,7 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
     if (Number.isFinite(declared) && declared > config.uploadLimit + MULTIPART_OVERHEAD) {
       throw errors.tooLarge(`file is larger than ${config.uploadLimit} bytes`);
     }
-    if (config.rateLimit && (await bus.incr(`rl:upload:${me.id}`, UPLOAD_WINDOW_MS)) > config.uploadsPerMinute) {
-      throw errors.rateLimited(UPLOAD_WINDOW_MS / 1000);
-    }
+    await core.limits.upload(me.id);
     const dataKey = core.messaging.keyOf(conv);
     setUploadTarget(req, { dataKey, limit: config.uploadLimit, ...(Number.isFinite(declared) ? { expected: declared } : {}) });
     await receive(req, res);
@@ -262,7 +256,24 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
     }
   }
 
-  router.get('/files/:id', auth, (req, res) => serve(req, res, 'original'));
-  router.get('/files/:id/thumbnail', auth, (req, res) => serve(req, res, req.query['size'] === 'small' ? 'small' : 'large'));
+  /**
+   * A file URL may carry `grant` (GET /api/files/grant) instead of a token: it opens files only,
+   * for about an hour. Without one, the usual bearer token.
+   */
+  const fileAuth: RequestHandler = (req, res, next) => {
+    if (req.query['grant'] === undefined) return auth(req, res, next);
+    const userId = core.fileGrants.verify(req.query['grant']);
+    if (userId === null) throw errors.unauthorized('the file link has expired or is not valid');
+    core.limits.request(userId);
+    res.locals['user'] = { id: userId, name: '' };
+    next();
+  };
+
+  router.get('/files/grant', auth, (_req, res) => {
+    const { grant, expiresAt } = core.fileGrants.issue(userOf(res).id);
+    sendJson(res, 200, { grant, expires_at: expiresAt.toISOString() });
+  });
+  router.get('/files/:id', fileAuth, (req, res) => serve(req, res, 'original'));
+  router.get('/files/:id/thumbnail', fileAuth, (req, res) => serve(req, res, req.query['size'] === 'small' ? 'small' : 'large'));
   return router;
 }

@@ -26,7 +26,7 @@ export class EmbeddedDatabase implements Database {
    */
   static async open(dir: string): Promise<EmbeddedDatabase> {
     if (dir.startsWith('memory://')) return new EmbeddedDatabase(await PGlite.create(dir), null);
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 }); // the database files: the owner only
     const lockFile = `${dir.replace(/[\\/]+$/, '')}.lock`;
     takeLock(lockFile);
     try {

@@ -28,6 +28,12 @@ const TRUST_MS = 10_000;
  * device of the user acknowledged here are dropped sooner (a lagging device reads the database).
  */
 const RECENT_MAX = 32;
+/**
+ * Parked requests one user may have on a node (PARKED_PER_USER): a few devices, each with a
+ * long-poll or a BOSH hold or two. One token once parked 300. A further one answers the oldest
+ * (empty, as if its wait ran out), so the newest request of a client that lost track still waits.
+ */
+export const PARKED_PER_USER = 6;
 
 /** Why a parked request stopped waiting. */
 export type WaitOutcome =
@@ -94,6 +100,8 @@ export class ParkingLot {
     readonly onRead: (source: 'wakeup' | 'database') => void = () => undefined,
     /** See TRUST_MS (tests shorten it). */
     private readonly trustMs: number = TRUST_MS,
+    /** See PARKED_PER_USER. */
+    private readonly perUser: number = PARKED_PER_USER,
   ) {
     this.log = log.child({ module: 'parking' });
   }
@@ -252,6 +260,8 @@ export class ParkingLot {
       };
       const onAbort = () => waiter.resolve({ kind: 'closed' });
       signal?.addEventListener('abort', onAbort, { once: true });
+      // Sets keep insertion order: the first waiter is the oldest.
+      while (slot.waiters.size >= this.perUser) slot.waiters.values().next().value!.resolve({ kind: 'timeout' });
       slot.waiters.add(waiter);
       this.bucket(bucket).add(waiter);
       this.count++;

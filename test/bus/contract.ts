@@ -385,7 +385,7 @@ export function busContract(name: string, make: () => Promise<BusFixture>): void
         expect(await n2.get(k)).to.equal('f');
       });
 
-      it('lockAndGet locks once across nodes and reads the key with the lock; unlockWith writes and frees only its own lock', async function () {
+      it('lockAndGet locks once across nodes and reads the key with the lock; unlockWith writes and frees only while it holds the lock', async function () {
         const n1 = await node();
         const n2 = await node();
         const lock = fresh('lock');
@@ -396,15 +396,18 @@ export function busContract(name: string, make: () => Promise<BusFixture>): void
         const winner = tries[0]!.locked ? { bus: n1, token: 't1' } : { bus: n2, token: 't2' };
         expect(tries.find((t) => t.locked)!.value).to.equal('v1');
         expect(tries.find((t) => !t.locked)!.value).to.equal(null); // no read without the lock
-        await winner.bus.unlockWith(lock, 'not-mine', { key: k, value: 'v2', ttlMs: 60_000 });
-        expect(await n1.get(k)).to.equal('v2'); // the write happens either way
-        expect(await n1.get(lock)).to.equal(winner.token); // ...but another's lock stays
-        await winner.bus.unlockWith(lock, winner.token, { key: k, value: null, ttlMs: 0 });
+        // A writer whose lock is gone (expired, taken by another) must not overwrite the state.
+        expect(await winner.bus.unlockWith(lock, 'not-mine', { key: k, value: 'v2', ttlMs: 60_000 })).to.equal(false);
+        expect(await n1.get(k)).to.equal('v1');
+        expect(await n1.get(lock)).to.equal(winner.token); // ...and another's lock stays
+        expect(await winner.bus.unlockWith(lock, winner.token, { key: k, value: null, ttlMs: 0 })).to.equal(true);
         expect(await n2.get(k)).to.equal(null); // value null deletes
         expect(await n2.get(lock)).to.equal(null);
         const absent = await n2.lockAndGet(lock, 't3', 150, k);
         expect(absent).to.deep.equal({ locked: true, value: null });
         await sleep(300); // an expired lock can be taken again
+        expect(await n2.unlockWith(lock, 't3', { key: k, value: 'late', ttlMs: 60_000 })).to.equal(false, 'a step past its lock time writes nothing');
+        expect(await n1.get(k)).to.equal(null);
         expect((await n1.lockAndGet(lock, 't4', 60_000, k)).locked).to.equal(true);
         await n1.unlockWith(lock, 't4', null);
         expect(await n1.get(lock)).to.equal(null);
@@ -421,6 +424,14 @@ export function busContract(name: string, make: () => Promise<BusFixture>): void
         expect(await n1.incr(k, 400)).to.equal(3);
         await sleep(250);
         expect(await n1.incr(k, 400)).to.equal(1);
+      });
+
+      it('incr by a negative amount gives back what a reservation took', async function () {
+        const bus = await node();
+        const k = fresh('rate');
+        expect(await bus.incr(k, 60_000, 3)).to.equal(3);
+        expect(await bus.incr(k, 60_000, -1)).to.equal(2);
+        await expectRejection(bus.incr(k, 60_000, 0.5));
       });
 
       it('rejects a non-positive or non-finite time to live', async function () {

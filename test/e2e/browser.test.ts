@@ -195,6 +195,9 @@ describe('browser client in Chromium', function () {
       );
       const src = await img.getAttribute('src');
       expect(src).to.match(/thumbnail/);
+      // A short-lived file grant in the URL, never the account's token (issue 11 item 10)
+      expect(src).to.match(/[?&]grant=/);
+      expect(src).to.not.match(/access_token/);
       // The thumbnail is smaller than the original and the link opens the original.
       const href = await alice.messages().locator('.att-img').getAttribute('href');
       expect(href).to.be.a('string').and.not.match(/thumbnail/);

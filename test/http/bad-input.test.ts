@@ -150,6 +150,23 @@ describe('clients behind proxies: form bodies, POST polls, access_token and JSON
     }
   });
 
+  it('a user opens at most CONVERSATIONS_PER_HOUR conversations (direct or group) an hour (issue 11 item 7: groups were unlimited)', async () => {
+    const limited = await startStack({ backend: 'embedded', env: { RATE_LIMIT: 'on', CONVERSATIONS_PER_HOUR: '3' } });
+    try {
+      const u = limited.nodes[0]!.url;
+      const alice = await register(u, 'alice');
+      const others = await Promise.all([1, 2, 3].map(() => register(u, 'peer')));
+      const statuses: number[] = [];
+      for (const o of others) statuses.push((await as(u, alice).post('/api/conversations').send({ with: o.name })).status);
+      statuses.push((await as(u, alice).post('/api/conversations').send({ title: 'spam', members: [others[0]!.name] })).status);
+      expect(statuses).to.deep.equal([201, 201, 201, 429]);
+      // someone else is not affected
+      await as(u, others[0]!).post('/api/conversations').send({ title: 'team', members: [alice.name] }).expect(201);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('/metrics serves the documented metrics; with METRICS_TOKEN set, only to that bearer', async () => {
     await supertest(url).get('/healthz').expect(200); // at least one request counted
     const open = await supertest(url).get('/metrics').expect(200);
@@ -170,11 +187,24 @@ describe('clients behind proxies: form bodies, POST polls, access_token and JSON
     }
   });
 
+  it('/metrics is refused without METRICS_TOKEN in production (NODE_ENV=production or DYNO set)', async () => {
+    for (const env of [{ NODE_ENV: 'production' }, { DYNO: 'web.1' }] as Array<Record<string, string>>) {
+      const prod = await startStack({ backend: 'embedded', env });
+      try {
+        const refused = await supertest(prod.nodes[0]!.url).get('/metrics').expect(403);
+        expect(refused.body.error.code).to.equal('forbidden');
+        expect(refused.text).to.not.contain('parley_');
+      } finally {
+        await prod.close();
+      }
+    }
+  });
+
   it('per-address limits use the address the proxy saw, not one the client wrote into X-Forwarded-For', async () => {
-    const limited = await startStack({ backend: 'embedded', env: { RATE_LIMIT: 'on', REGISTRATIONS_PER_HOUR: '2' } });
+    const limited = await startStack({ backend: 'embedded', env: { RATE_LIMIT: 'on', REGISTRATIONS_PER_HOUR: '2', TRUST_PROXY: '1' } });
     try {
       const u = limited.nodes[0]!.url;
-      // Behind one proxy (TRUST_PROXY=1, the default): the right-most entry is the proxy's record
+      // Behind one proxy (TRUST_PROXY=1, as on Heroku): the right-most entry is the proxy's record
       // of the client; what is left of it the client sent, and changes every time here
       const from = (i: number) => ({ 'X-Forwarded-For': `10.0.0.${i}, 203.0.113.7` });
       const statuses: number[] = [];
@@ -184,6 +214,21 @@ describe('clients behind proxies: form bodies, POST polls, access_token and JSON
       expect(statuses).to.deep.equal([201, 201, 429]);
       // another real client address is not affected
       await supertest(u).post('/api/register').set({ 'X-Forwarded-For': '203.0.113.8' }).send({ name: `other${Date.now()}`, password: 'correct horse battery' }).expect(201);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('with nothing in front (TRUST_PROXY unset, not on Heroku) a spoofed X-Forwarded-For does not buy a fresh address (issue 11 item 3)', async () => {
+    const limited = await startStack({ backend: 'embedded', env: { RATE_LIMIT: 'on', REGISTRATIONS_PER_HOUR: '2' } });
+    try {
+      const u = limited.nodes[0]!.url;
+      const statuses: number[] = [];
+      for (let i = 1; i <= 3; i++) {
+        const res = await supertest(u).post('/api/register').set({ 'X-Forwarded-For': `198.51.100.${i}` }).send({ name: `direct${Date.now()}${i}`, password: 'correct horse battery' });
+        statuses.push(res.status);
+      }
+      expect(statuses).to.deep.equal([201, 201, 429]);
     } finally {
       await limited.close();
     }

@@ -304,6 +304,27 @@ for (const backend of ['embedded', 'real'] as const) {
       await supertest(url).get(a.url).expect(401);
     });
 
+    it('file URLs carry a short-lived grant instead of the token: it opens files only, of conversations its user is in (issue 11 item 10)', async function () {
+      const a = (await upload(alice, pdf(), 'granted.pdf').expect(201)).body.message.attachment;
+      const g = await as(url, bob).get('/api/files/grant').expect(200);
+      const expires = new Date(g.body.expires_at).getTime();
+      expect(expires - Date.now()).to.be.within(3_500_000, 4_300_000); // about an hour
+      const grant = g.body.grant as string;
+      expect(grant).to.not.contain(bob.token);
+      const got = await supertest(url).get(`${a.url}?grant=${encodeURIComponent(grant)}`).buffer(true).expect(200);
+      expect(got.headers['content-type']).to.equal('application/pdf');
+      // the same grant is no token: the API refuses it
+      await supertest(url).get(`/api/conversations?access_token=${encodeURIComponent(grant)}`).expect(401);
+      // carol's grant does not open a file of a conversation she is not in
+      const cg = (await as(url, carol).get('/api/files/grant').expect(200)).body.grant as string;
+      await supertest(url).get(`${a.url}?grant=${encodeURIComponent(cg)}`).expect(404);
+      // a forged or altered grant is refused
+      const [uid, exp, sig] = grant.split('.');
+      const forged = `${uid}.${Number(exp) + 600}.${sig}`;
+      await supertest(url).get(`${a.url}?grant=${encodeURIComponent(forged)}`).expect(401);
+      await supertest(url).get(`${a.url}?grant=nonsense`).expect(401);
+    });
+
     it('a retried upload with the same client_id gives the same message and keeps one copy', async function () {
       const data = await webp(300, 300);
       const first = await upload(alice, data, 'retry.webp').field('client_id', 'retry-1').expect(201);

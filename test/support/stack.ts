@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createApp } from '../../server/app.js';
+import { createServer } from '../../server/http/server.js';
 import type { Bus } from '../../server/bus/bus.js';
 import { LocalBus } from '../../server/bus/local.js';
 import { RedisBus } from '../../server/bus/redis.js';
@@ -50,6 +51,8 @@ export async function startStack(opts: { nodes?: number; backend: 'real' | 'embe
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'parley-test-'));
   const env = {
     RATE_LIMIT: 'off',
+    // scrypt at 2^14, not 2^17: tests register hundreds of users (tests of the cost set it back)
+    PASSWORD_COST: '14',
     LOG_LEVEL: 'silent',
     MASTER_KEY: masterKey.toString('hex'),
     DATA_DIR: dataDir,
@@ -85,7 +88,7 @@ export async function startStack(opts: { nodes?: number; backend: 'real' | 'embe
       bus = new LocalBus({ log: silent });
     }
     const deps = await assemble(nodeConfig, silent, db, bus, { masterKey, defaultMetrics: false });
-    const server = http.createServer(createApp(deps));
+    const server = createServer(createApp(deps), nodeConfig);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     let dead = false;

@@ -80,4 +80,15 @@ describe('parking lot: wake-ups that carry their entry', () => {
     bus.resume(); // wake-ups published during the gap were lost
     expect(lot.knownHead(USER)).to.equal(null);
   });
+
+  it('parks at most 6 requests per user: a 7th answers the oldest, empty (issue 11 item 10: one token parked 300)', async () => {
+    const outcomes: string[] = [];
+    const waits = Array.from({ length: 9 }, (_, i) => lot.wait(USER, 0, 60_000).then((o) => void outcomes.push(`${i}:${o.kind}`)));
+    await settle();
+    expect(lot.parked).to.equal(6);
+    expect(outcomes).to.deep.equal(['0:timeout', '1:timeout', '2:timeout']);
+    await publish(1);
+    await Promise.all(waits);
+    expect(outcomes.slice(3).sort()).to.deep.equal(['3:wake', '4:wake', '5:wake', '6:wake', '7:wake', '8:wake']);
+  });
 });

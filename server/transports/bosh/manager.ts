@@ -29,7 +29,7 @@ import {
   applyAck, BOSH_NS, classifyRid, createSession, isInactive, MAX_OUTQ, MAX_PAUSE_S, negotiate, newSid, overactivity,
   parseRid, pruneHeld, recordResponse, reportFor, responseAck, track, type SessionState,
 } from './session.js';
-import { LockTimeout, SessionStore, type Outcome } from './store.js';
+import { LockLost, LockTimeout, SessionStore, type Outcome } from './store.js';
 import {
   CONTACT_RESOURCE, decodePlain, NS, parseStanza, postAuthFeatures, preAuthFeatures, renderEvent, rosterItem, stanzaError,
   type Command, type ParleyEvent, type Target,
@@ -51,10 +51,13 @@ export interface BoshDeps {
   nodeId: string;
   domain: string;
   log: Logger;
-  /** Failed SASL logins allowed per name per 15 minutes (the API's login limit, shared). */
-  loginAttempts: number;
-  rateLimit: boolean;
   now?: () => number;
+}
+
+/** Where a request came from (the router knows HTTP; the manager only this). */
+export interface Origin {
+  /** The client's address, for the per-address limits (session creation, SASL). */
+  address: string;
 }
 
 /** Where the router sends the answer. Called exactly once per request. */
@@ -82,8 +85,21 @@ interface LocalHold {
   ctrl: AbortController;
 }
 
-/** 15 minutes: the window of the failed-login counter, as for the JSON login. */
-const LOGIN_WINDOW_MS = 15 * 60_000;
+/**
+ * One body carries at most this many stanzas. A client sends a handful per request (Converse.js:
+ * a message and its chat state); one body once carried 300 messages, 4.5 s of work under a 3 s
+ * session lock. More is refused as a policy violation before any of them is run.
+ */
+export const MAX_STANZAS_PER_BODY = 50;
+/**
+ * Failed SASL attempts per session before the stream ends (RFC 6120 §6.4.5: allow a
+ * configurable number of retries, at least 2 and at most 5, then a policy-violation stream error).
+ */
+export const MAX_AUTH_FAILURES = 3;
+/** A sid in the logs: a tag that tells sessions apart without being the session's key. */
+export function sidTag(sid: string): string {
+  return createHash('sha256').update(`log:${sid}`).digest('hex').slice(0, 12);
+}
 /** Conversation kinds never change: cache them per node (bounded). */
 const KIND_CACHE_MAX = 50_000;
 /** Direct conversation ids per (user, peer), per node (bounded). */
@@ -149,7 +165,7 @@ export class BoshManager {
   }
 
   /** Handle one request body. Never throws: every failure becomes a BOSH answer. */
-  async handle(raw: string, reply: Reply): Promise<void> {
+  async handle(raw: string, reply: Reply, origin: Origin = { address: 'unknown' }): Promise<void> {
     let once = false;
     const answer: Reply = (r) => {
       if (once) return;
@@ -158,10 +174,10 @@ export class BoshManager {
     };
     try {
       await this.start();
-      await this.dispatchRequest(raw, answer);
+      await this.dispatchRequest(raw, answer, origin);
     } catch (err) {
-      if (err instanceof LockTimeout) {
-        this.log.warn({ err }, 'session lock timeout');
+      if (err instanceof LockTimeout || err instanceof LockLost) {
+        this.log.warn({ err }, err instanceof LockLost ? 'session step outlived its lock' : 'session lock timeout');
         answer(recoverable());
       } else {
         // Nothing was saved (the locked step failed as a whole): the recoverable error makes the
@@ -173,7 +189,7 @@ export class BoshManager {
     }
   }
 
-  private async dispatchRequest(raw: string, reply: Reply): Promise<void> {
+  private async dispatchRequest(raw: string, reply: Reply, origin: Origin): Promise<void> {
     let body: XmlElement;
     try {
       body = parseXml(raw);
@@ -184,7 +200,7 @@ export class BoshManager {
     if (body.local !== 'body' || body.ns !== BOSH_NS) return reply(terminal('bad-request', false));
     const rid = parseRid(body.attrs.rid);
     const sid = body.attrs.sid;
-    if (sid === undefined) return this.create(body, rid, reply);
+    if (sid === undefined) return this.create(body, rid, reply, origin);
     if (rid === null || !/^[A-Za-z0-9_-]{1,64}$/.test(sid)) {
       const s = /^[A-Za-z0-9_-]{1,64}$/.test(sid) ? await this.sessions.get(sid) : null;
       return reply(terminal('bad-request', s?.ver === null));
@@ -213,7 +229,7 @@ export class BoshManager {
     try {
       const deadline = this.now() + 30_000;
       for (;;) {
-        const step = await this.sessions.update(sid, (s) => this.step(s, body, rid));
+        const step = await this.sessions.update(sid, (s) => this.step(s, body, rid, origin));
         if (step.kind === 'early') {
           // 30 s at most for the gap to fill; then the recoverable error makes the client resend.
           if (this.now() > deadline || hold.done) return this.finish(hold, recoverable());
@@ -255,9 +271,15 @@ export class BoshManager {
   }
 
   /** Session creation (XEP-0124 §7, XEP-0206 §5): answered at once, with the SASL features. */
-  private async create(body: XmlElement, rid: number | null, reply: Reply): Promise<void> {
+  private async create(body: XmlElement, rid: number | null, reply: Reply, origin: Origin): Promise<void> {
     const legacy = body.attrs.ver === undefined;
     if (rid === null) return reply(terminal('bad-request', legacy));
+    try {
+      await this.d.core.limits.boshSession(origin.address);
+    } catch (err) {
+      if (err instanceof AppError && err.status === 429) return reply(terminal('policy-violation', legacy));
+      throw err;
+    }
     const n = negotiate(body.attrs);
     if ('error' in n) return reply(terminal('bad-request', legacy));
     const to = body.attrs.to;
@@ -267,12 +289,12 @@ export class BoshManager {
     const answer = creationBody(s, this.d.domain, rid, [preAuthFeatures()]);
     recordResponse(s, rid, answer, now);
     if (!(await this.sessions.create(s))) return reply(terminal('internal-server-error', legacy));
-    this.log.debug({ sid: s.sid, wait: s.wait, hold: s.hold }, 'session created');
+    this.log.debug({ session: sidTag(s.sid), wait: s.wait, hold: s.hold }, 'session created');
     reply({ status: 200, body: answer });
   }
 
   /** The locked step for one request. */
-  private async step(s: SessionState | null, body: XmlElement, rid: number): Promise<Outcome<Step>> {
+  private async step(s: SessionState | null, body: XmlElement, rid: number, origin: Origin): Promise<Outcome<Step>> {
     const now = this.now();
     const end = (condition: TerminalCondition, legacy: boolean, extra: Delivery[] = []): Outcome<Step> => ({
       result: { kind: 'reply', response: terminal(condition, legacy), deliveries: extra },
@@ -312,6 +334,9 @@ export class BoshManager {
     if (overactivity(s, { rid, empty, pause: pause !== null, terminate }, now)) {
       return end('policy-violation', legacy, this.answerAll(s, terminal('policy-violation', false).body, now, false));
     }
+    if (stanzas.length > MAX_STANZAS_PER_BODY) {
+      return end('policy-violation', legacy, this.answerAll(s, terminal('policy-violation', false).body, now, false));
+    }
     const ackAttr = parseRid(body.attrs.ack);
     const report = reportFor(s, ackAttr, now);
     const confirmed = applyAck(s, rid, ackAttr);
@@ -326,13 +351,17 @@ export class BoshManager {
       if (s.auth === 'none') return end('bad-request', legacy);
       this.queue(s, serialize(postAuthFeatures()));
     }
+    let auths = 0;
     for (const st of stanzas) {
-      const fatal = await this.command(s, st);
+      // One SASL attempt per request: each costs a password hash, and a body once carried 590.
+      const fatal = st.local === 'auth' && ++auths > 1 ? 'policy-violation' : await this.command(s, st, origin);
       if (fatal) {
-        // XEP-0206 §8: a stream error ends the session, carried in the terminate body.
+        // XEP-0206 §8: a stream error ends the session, carried in the terminate body (after
+        // what was queued for the client, such as the SASL failure that led to it).
+        const queued = s.outq.splice(0, s.outq.length).join('');
         const response = {
           status: 200,
-          body: `<body xmlns='${BOSH_NS}' xmlns:stream='${NS.stream}' type='terminate' condition='remote-stream-error'><stream:error><${fatal} xmlns='${STREAMS_NS}'/></stream:error></body>`,
+          body: `<body xmlns='${BOSH_NS}' xmlns:stream='${NS.stream}' type='terminate' condition='remote-stream-error'>${queued}<stream:error><${fatal} xmlns='${STREAMS_NS}'/></stream:error></body>`,
         };
         return { result: { kind: 'reply', response, deliveries: this.answerAll(s, response.body, now, false) }, save: null, drop: true };
       }
@@ -448,17 +477,20 @@ export class BoshManager {
   }
 
   /** Run one stanza. Returns a stream error condition when the stream must end. */
-  private async command(s: SessionState, st: XmlElement): Promise<string | null> {
+  private async command(s: SessionState, st: XmlElement, origin: Origin): Promise<string | null> {
     const cmd = parseStanza(st, this.d.domain);
     const me = this.principal(s);
     const jid = me ? `${me.name}@${this.d.domain}${s.resource ? `/${s.resource}` : ''}` : '';
     if (cmd.kind !== 'auth' && !me) return 'not-authorized'; // RFC 6120 §6.4: nothing before SASL
+    if (cmd.kind === 'auth') return this.auth(s, cmd.mechanism, cmd.data, origin);
     try {
+      // Each stanza spends the user's request budget, as a JSON API request does.
+      this.d.core.limits.request(me!.id);
       await this.run(s, cmd, me, jid);
     } catch (err) {
       const condition = err instanceof AppError ? appErrorCondition(err) : 'internal-server-error';
       if (!(err instanceof AppError)) this.log.error({ err }, 'stanza failed');
-      if (cmd.kind !== 'ignore' && cmd.kind !== 'presence' && cmd.kind !== 'auth') {
+      if (cmd.kind !== 'ignore' && cmd.kind !== 'presence') {
         this.queue(s, serialize(stanzaError(st, condition, condition === 'internal-server-error' ? 'wait' : 'cancel', jid, this.d.domain)));
       }
     }
@@ -471,7 +503,7 @@ export class BoshManager {
       this.queue(s, serialize(el('iq', { xmlns: NS.client, type: 'result', id, to: jid || undefined, from: this.d.domain }, ...children)));
     switch (cmd.kind) {
       case 'auth':
-        return this.auth(s, cmd.mechanism, cmd.data);
+        return; // handled by command()
       case 'bind': {
         if (s.auth !== 'authed') {
           this.queue(s, serialize(el('iq', { xmlns: NS.client, type: 'error', id: cmd.id }, el('error', { type: 'cancel' }, el('not-allowed', { xmlns: NS.stanzas })))));
@@ -538,24 +570,32 @@ export class BoshManager {
     }
   }
 
-  private async auth(s: SessionState, mechanism: string, data: string): Promise<void> {
-    const fail = (condition: string) => this.queue(s, serialize(el('failure', { xmlns: NS.sasl }, el(condition, {}))));
+  /**
+   * SASL PLAIN through the one login rule (the JSON login's counters: failures over BOSH and over
+   * /api/login add up). Returns a stream error once the session failed MAX_AUTH_FAILURES times.
+   */
+  private async auth(s: SessionState, mechanism: string, data: string, origin: Origin): Promise<string | null> {
+    const fail = (condition: string): string | null => {
+      this.queue(s, serialize(el('failure', { xmlns: NS.sasl }, el(condition, {}))));
+      s.authFailures = (s.authFailures ?? 0) + 1;
+      return s.authFailures >= MAX_AUTH_FAILURES ? 'policy-violation' : null;
+    };
     if (s.auth !== 'none') return fail('aborted');
     if (mechanism !== 'PLAIN') return fail('invalid-mechanism');
     const creds = decodePlain(data, this.d.domain);
     if (!creds) return fail('incorrect-encoding');
-    // The JSON login's per-name counter: failures over BOSH and over /api/login add up
-    const limitKey = `rl:login:n:${creds.name.trim().toLowerCase().slice(0, 64)}`;
-    if (this.d.rateLimit && Number((await this.d.bus.get(limitKey)) ?? 0) >= this.d.loginAttempts) return fail('temporary-auth-failure');
-    const user = await this.d.core.accounts.check(creds.name, creds.password);
-    if (!user) {
-      if (this.d.rateLimit) await this.d.bus.incr(limitKey, LOGIN_WINDOW_MS);
-      return fail('not-authorized');
+    let user: Principal;
+    try {
+      user = await this.d.core.logins.verify(creds.name, creds.password, origin.address);
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      return fail(err.status === 429 ? 'temporary-auth-failure' : 'not-authorized');
     }
     s.auth = 'authed';
     s.userId = user.id;
     s.name = user.name;
     this.queue(s, serialize(el('success', { xmlns: NS.sasl })));
+    return null;
   }
 
   /** The conversation a message goes to: the direct one with a user (created on first use), or a group. */
@@ -564,6 +604,7 @@ export class BoshManager {
     const key = `${me.id} ${to.name}`;
     const cached = this.directs.get(key);
     if (cached) return cached;
+    await this.d.core.limits.conversation(me.id);
     const { id } = await this.d.core.messaging.directId(me, to.name);
     if (this.directs.size >= DIRECT_CACHE_MAX) this.directs.clear();
     this.directs.set(key, id);
@@ -646,7 +687,7 @@ export class BoshManager {
       });
       this.send(sid, deliveries);
     } catch (err) {
-      this.log.warn({ err, sid }, 'flush failed');
+      this.log.warn({ err, session: sidTag(sid) }, 'flush failed');
     }
   }
 
@@ -664,7 +705,7 @@ export class BoshManager {
       });
       this.deliverLocal(sid, rid, body);
     } catch (err) {
-      this.log.warn({ err, sid, rid }, 'expire failed');
+      this.log.warn({ err, session: sidTag(sid), rid }, 'expire failed');
       this.deliverLocal(sid, rid, recoverable().body);
     }
   }

@@ -6,6 +6,7 @@
  */
 import { Router, type Request, type Response } from 'express';
 import type { Deps } from '../../deps.js';
+import { addressOf } from '../../http/auth.js';
 import { terminal, type BoshResponse } from './body.js';
 import { BoshManager } from './manager.js';
 
@@ -76,8 +77,6 @@ export function boshRouter(deps: Deps): { router: Router; manager: BoshManager }
     nodeId: deps.config.nodeId,
     domain: deps.config.domain,
     log: deps.log,
-    loginAttempts: deps.config.loginAttempts,
-    rateLimit: deps.config.rateLimit,
   });
   const router = Router();
   const origins = deps.config.corsOrigins;
@@ -96,7 +95,7 @@ export function boshRouter(deps: Deps): { router: Router; manager: BoshManager }
         return write(res, terminal('policy-violation', false));
       }
       if (raw === undefined) return write(res, terminal('bad-request', false));
-      await manager.handle(raw, (r) => write(res, r));
+      await manager.handle(raw, (r) => write(res, r), { address: addressOf(req) });
     });
   }
   return { router, manager };

@@ -105,6 +105,8 @@ export interface SessionState {
   outq: string[];
   /** Sent messages awaiting a receipt or a displayed marker. */
   tracked: Tracked[];
+  /** Failed SASL attempts in this session (absent in sessions saved before it existed). */
+  authFailures?: number;
   /** Recently delivered stanza id → [conversation, seq], to turn a `displayed` marker into read. */
   seen: Array<[id: string, conversation: string, seq: number]>;
 }

@@ -22,9 +22,20 @@ const LOCK_WAIT_MS = 5_000;
 
 /** The session could not be locked in time (another node is slow or died holding it). */
 export class LockTimeout extends Error {
-  constructor(sid: string) {
-    super(`BOSH session ${sid} is busy`);
+  constructor() {
+    super('a BOSH session is busy'); // no sid: messages end up in logs, and a sid is a credential
     this.name = 'LockTimeout';
+  }
+}
+
+/**
+ * The step outlived its lock (LOCK_TTL_MS): another node may hold the session now, so nothing was
+ * saved; the client resends the rid and it is processed afresh.
+ */
+export class LockLost extends Error {
+  constructor(ms: number) {
+    super(`a BOSH session step took ${ms} ms, past its lock`);
+    this.name = 'LockLost';
   }
 }
 
@@ -38,7 +49,8 @@ export class SessionStore {
   private readonly tokenPrefix = randomBytes(8).toString('hex');
   private tokens = 0;
 
-  constructor(private readonly bus: Bus) {}
+  /** lockTtlMs: LOCK_TTL_MS; tests shorten it to show a step past its lock aborts. */
+  constructor(private readonly bus: Bus, private readonly lockTtlMs = LOCK_TTL_MS) {}
 
   private key(sid: string): string {
     return `bosh:s:${sid}`;
@@ -85,21 +97,28 @@ export class SessionStore {
     const deadline = Date.now() + LOCK_WAIT_MS;
     let backoff = 1;
     let got: { locked: boolean; value: string | null };
-    while (!(got = await this.bus.lockAndGet(lockKey, token, LOCK_TTL_MS, this.key(sid))).locked) {
-      if (Date.now() > deadline) throw new LockTimeout(sid);
+    while (!(got = await this.bus.lockAndGet(lockKey, token, this.lockTtlMs, this.key(sid))).locked) {
+      if (Date.now() > deadline) throw new LockTimeout();
       await new Promise((r) => setTimeout(r, backoff));
       // Up to 16 ms: a locked section is a few ms, so waiting longer only adds latency.
       backoff = Math.min(backoff * 2, 16);
     }
-    let write: { key: string; value: string | null; ttlMs: number } | null = null;
+    const lockedAt = Date.now();
+    let out: Outcome<T>;
     try {
-      const out = await fn(got.value ? (JSON.parse(got.value) as SessionState) : null);
-      if (out.drop) write = { key: this.key(sid), value: null, ttlMs: 0 };
-      else if (out.save) write = { key: this.key(sid), value: JSON.stringify(out.save), ttlMs: storeTtlMs(out.save) };
-      return out.result;
-    } finally {
-      // Only releases what is still ours; if it expired and another node took it, it is left alone.
-      await this.bus.unlockWith(lockKey, token, write);
+      out = await fn(got.value ? (JSON.parse(got.value) as SessionState) : null);
+    } catch (err) {
+      await this.bus.unlockWith(lockKey, token, null);
+      throw err;
     }
+    const took = Date.now() - lockedAt;
+    let write: { key: string; value: string | null; ttlMs: number } | null = null;
+    if (out.drop) write = { key: this.key(sid), value: null, ttlMs: 0 };
+    else if (out.save) write = { key: this.key(sid), value: JSON.stringify(out.save), ttlMs: storeTtlMs(out.save) };
+    // Past the lock time another node may have taken the lock and changed the session: abort
+    // rather than overwrite (the script checks the token too, for the time the write travels).
+    if (took >= this.lockTtlMs && write) throw new LockLost(took);
+    if (!(await this.bus.unlockWith(lockKey, token, write)) && write) throw new LockLost(took);
+    return out.result;
   }
 }

@@ -83,3 +83,20 @@ export async function within<T>(p: Promise<T>, ms: number, what: string): Promis
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Issue 11's crafted 64 KB body: 30 nested elements declaring 63 prefixes each, then leaves that
+ * each declare one more. A parser that copies the parent's prefix map per declaring element does
+ * ~2,700 copies of ~1,900 entries.
+ */
+export function craftedNamespaceBody(sid = 'no-such-session'): string {
+  let open = '';
+  let close = '';
+  for (let d = 0; d < 30; d++) {
+    open += `<e${d}${Array.from({ length: 63 }, (_, i) => ` xmlns:p${d}x${i}='u'`).join('')}>`;
+    close = `</e${d}>${close}`;
+  }
+  let leaves = '';
+  for (let i = 0; open.length + leaves.length + close.length < 63_500; i++) leaves += `<l xmlns:q${i.toString(36)}='u'/>`;
+  return `<body xmlns='${BOSH_NS}' rid='1' sid='${sid}'>${open}${leaves}${close}</body>`;
+}

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { pino } from 'pino';
 import { LocalBus, LocalHub } from '../../../server/bus/local.js';
 import { createSession, negotiate, type Negotiated } from '../../../server/transports/bosh/session.js';
-import { SessionStore } from '../../../server/transports/bosh/store.js';
+import { LockLost, SessionStore } from '../../../server/transports/bosh/store.js';
 
 const log = pino({ level: 'silent' });
 
@@ -62,6 +62,31 @@ describe('BOSH shared session store', function () {
       expect(Date.now() - t0).to.be.below(500); // not waiting for the lock to expire
     } finally {
       await bus.close();
+    }
+  });
+
+  it('a step that runs past its lock time saves nothing, so it cannot overwrite what the next holder wrote (issue 11 item 6)', async () => {
+    const hub = new LocalHub();
+    const buses = [new LocalBus({ log, hub }), new LocalBus({ log, hub })];
+    try {
+      const [slow, fast] = buses.map((b) => new SessionStore(b, 100));
+      await slow!.create(createSession('sid-4', 1, negotiate({ ver: '1.6' }) as Negotiated, Date.now()));
+      const late = slow!.update('sid-4', async (s) => {
+        await new Promise((r) => setTimeout(r, 250)); // e.g. 300 messages in one body
+        s!.lastRid = 99;
+        return { result: null, save: s };
+      });
+      await new Promise((r) => setTimeout(r, 150)); // the lock has expired: the other node takes it
+      await fast!.update('sid-4', (s) => {
+        s!.lastRid = 2;
+        return { result: null, save: s };
+      });
+      let failure: unknown;
+      await late.catch((err: unknown) => (failure = err));
+      expect(failure).to.be.instanceOf(LockLost);
+      expect((await fast!.get('sid-4'))!.lastRid).to.equal(2);
+    } finally {
+      for (const b of buses) await b.close();
     }
   });
 });
