@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { ConnectionOptions } from 'node:tls';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Bus } from './bus.js';
@@ -94,6 +95,8 @@ export interface RedisBusOptions {
   /** Prepended to every key and channel, so that several deployments (or test runs) share one Redis. */
   prefix: string;
   log: Logger;
+  /** TLS options for rediss:// (certificate checks, CA). */
+  tls?: ConnectionOptions;
 }
 
 /**
@@ -146,18 +149,26 @@ export class RedisBus implements Bus {
     // that costs more than the command.
     // A command waits through 3 reconnect attempts (~0.3 s), not ioredis's 20 (~10 s): while Redis
     // is away, a request that needs it fails fast with 503 and the client retries.
-    const common = { lazyConnect: true, maxRetriesPerRequest: 3 };
+    const common = { lazyConnect: true, maxRetriesPerRequest: 3, ...(opts.tls ? { tls: opts.tls } : {}) };
     const cmd = new Redis(opts.url, { ...common, connectionName: 'parley-cmd', enableAutoPipelining: true });
     const sub = new Redis(opts.url, { ...common, connectionName: 'parley-sub' });
     watch(cmd, log.child({ conn: 'cmd' }));
     watch(sub, log.child({ conn: 'sub' }));
+    // connect() rejects with only "Connection is closed"; the cause (a refused certificate, a
+    // wrong password) came as an 'error' event before it
+    let cause: Error | undefined;
+    const keep = (err: Error) => void (cause ??= err);
+    cmd.once('error', keep);
     try {
       await Promise.all([cmd.connect(), sub.connect()]);
     } catch (err) {
+      await new Promise((r) => setImmediate(r)); // the 'error' event may come just after
       // Without this, ioredis would keep retrying in the background and hold the process open.
       cmd.disconnect();
       sub.disconnect();
-      throw err;
+      throw cause ?? err;
+    } finally {
+      cmd.off('error', keep);
     }
     return new RedisBus(cmd, sub, opts.prefix, log);
   }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 
@@ -63,9 +64,9 @@ export async function dropSchema(schema: string): Promise<void> {
   }
 }
 
-/** Delete every Redis key under a prefix. */
-export async function dropPrefix(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true });
+/** Delete every Redis key under a prefix (of the test Redis, or of another one). */
+export async function dropPrefix(prefix: string, url = REDIS_URL, tls?: ConnectionOptions): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, ...(tls ? { tls } : {}) });
   await redis.connect();
   try {
     let cursor = '0';
