@@ -3,25 +3,16 @@ import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readdirSyn
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../support/process.js';
 import { IN_CI } from '../support/services.js';
+
+export { freePort };
 
 /**
  * Servers the deployment tests start for themselves on free loopback ports: a Redis with TLS,
  * a PostgreSQL with ssl=on, a PgBouncer, a Redis Cluster. Each is stopped (and its directory
  * removed) by its `stop`.
  */
-
-/** A free TCP port on loopback. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 /** The PostgreSQL server binaries (Debian's postgresql package), or null. */
 export function postgresBin(): string | null {
