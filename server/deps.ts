@@ -126,6 +126,7 @@ export async function assemble(
     bus,
     blobs,
     retention: config.retention,
+    eventsRetentionMs: config.eventsRetentionDays * 86_400_000,
     archiveAfterMs: config.archiveAfterDays === undefined ? undefined : config.archiveAfterDays * 86_400_000,
     masterKey: opts.masterKey ?? resolveMasterKey(config, log),
     previousMasterKeys: config.previousMasterKeys,
