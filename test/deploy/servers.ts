@@ -166,3 +166,48 @@ function postgresIds(): { uid: number; gid: number } {
   const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
   return { uid, gid };
 }
+
+/**
+ * PgBouncer in transaction mode (Heroku's connection pooling) in front of a PostgreSQL server:
+ * database `parley` is `dbname` there. Few server connections, so transactions of different
+ * clients share them as they would under load.
+ */
+export async function startPgbouncer(opts: { host: string; port: number; dbname: string }): Promise<{ port: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-pgbouncer-'));
+  const conf = path.join(dir, 'pgbouncer.ini');
+  writeFileSync(path.join(dir, 'users.txt'), '"postgres" ""\n');
+  writeFileSync(
+    conf,
+    [
+      '[databases]',
+      `parley = host=${opts.host} port=${opts.port} dbname=${opts.dbname} user=postgres`,
+      '[pgbouncer]',
+      'listen_addr = 127.0.0.1',
+      `listen_port = ${port}`,
+      'unix_socket_dir =',
+      'auth_type = trust',
+      `auth_file = ${path.join(dir, 'users.txt')}`,
+      'pool_mode = transaction',
+      'default_pool_size = 6',
+      'max_client_conn = 500',
+      // What Heroku's pooler ignores too; pg sends none of it unless asked
+      'ignore_startup_parameters = extra_float_digits',
+      'admin_users = postgres',
+      '',
+    ].join('\n'),
+  );
+  if (process.getuid?.() === 0) {
+    const { uid, gid } = postgresIds();
+    for (const f of [dir, conf, path.join(dir, 'users.txt')]) chownSync(f, uid, gid);
+  }
+  const child = run('pgbouncer', [conf], { asPostgres: true });
+  await waitPort(port, child);
+  return {
+    port,
+    async stop() {
+      await child.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
