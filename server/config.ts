@@ -34,7 +34,9 @@ const schema = z.object({
   /** PEM file of the CA that signed the Redis server's certificate (checked instead of the system CAs). */
   REDIS_CA_FILE: z.string().optional(),
   /** Prefix of every Redis key and channel (tests give each run its own). */
-  REDIS_PREFIX: z.string().max(64).default('parley:'),
+  REDIS_PREFIX: z.string().max(64).regex(/^[^{}]*$/, 'must not contain { or } (a Redis Cluster hash tag)').default('parley:'),
+  /** `on`: REDIS_URL is one node of a Redis Cluster (the others are discovered); sharded pub/sub on Redis 7+. */
+  REDIS_CLUSTER: bool.default(false),
   MASTER_KEY: z.string().optional(),
   /** Master keys being rotated away from, comma-separated: they only unwrap keys not yet re-wrapped. */
   MASTER_KEY_PREVIOUS: z.string().optional(),
@@ -95,6 +97,7 @@ export type Config = {
   redisUrl: string | undefined;
   redisTls: { rejectUnauthorized: boolean; caFile: string | undefined };
   redisPrefix: string;
+  redisCluster: boolean;
   masterKey: string | undefined;
   previousMasterKeys: Buffer[];
   dataDir: string;
@@ -177,6 +180,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: e.REDIS_URL,
     redisTls: { rejectUnauthorized: e.REDIS_TLS_REJECT_UNAUTHORIZED, caFile: e.REDIS_CA_FILE },
     redisPrefix: e.REDIS_PREFIX,
+    redisCluster: e.REDIS_CLUSTER,
     masterKey: e.MASTER_KEY,
     previousMasterKeys,
     dataDir,

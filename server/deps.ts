@@ -7,7 +7,7 @@ import type { Blobs } from './blobs/blobs.js';
 import { openBlobs } from './blobs/open.js';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local.js';
-import { RedisBus } from './bus/redis.js';
+import { RedisBus, type RedisBusOptions } from './bus/redis.js';
 import type { Config } from './config.js';
 import { Core } from './core/core.js';
 import { parseMasterKey } from './core/crypto.js';
@@ -83,11 +83,16 @@ export function redisTls(config: Config): ConnectionOptions | undefined {
   return { rejectUnauthorized, ...(caFile ? { ca: readFileSync(caFile, 'utf8') } : {}) };
 }
 
+/** RedisBus.connect's options from the configuration (REDIS_*). */
+export function redisOptions(config: Config & { redisUrl: string }, log: Logger): RedisBusOptions {
+  return { url: config.redisUrl, prefix: config.redisPrefix, log, tls: redisTls(config), cluster: config.redisCluster };
+}
+
 /** Open the bus: Redis when REDIS_URL is set, else in-process (one node only). */
 export async function openBus(config: Config, log: Logger): Promise<Bus> {
   if (!config.redisUrl) return new LocalBus({ log });
   try {
-    return await RedisBus.connect({ url: config.redisUrl, prefix: config.redisPrefix, log, tls: redisTls(config) });
+    return await RedisBus.connect(redisOptions({ ...config, redisUrl: config.redisUrl }, log));
   } catch (err) {
     if (/self[- ]signed|unable to verify|UNABLE_TO_GET_ISSUER/i.test(String((err as Error).message))) {
       throw new Error(

@@ -211,3 +211,40 @@ export async function startPgbouncer(opts: { host: string; port: number; dbname:
     },
   };
 }
+
+/** A Redis Cluster of three masters (no replicas) on loopback, slots spread by redis-cli. */
+export async function startRedisCluster(): Promise<{ url: string; ports: number[]; stop(): Promise<void> }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-cluster-'));
+  const children: Child[] = [];
+  const ports: number[] = [];
+  const stop = async () => {
+    await Promise.all(children.map((c) => c.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < 3; i++) {
+      const [port, bus] = [await freePort(), await freePort()];
+      const child = run(
+        'redis-server',
+        ['--port', String(port), '--cluster-port', String(bus), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
+          '--cluster-config-file', `nodes-${port}.conf`, '--save', '', '--appendonly', 'no', '--dir', dir],
+      );
+      children.push(child);
+      ports.push(port);
+      await waitPort(port, child);
+    }
+    execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'pipe' });
+    // Every node must agree the cluster is up before clients use it
+    const until = Date.now() + 20_000;
+    for (const p of ports) {
+      while (!execFileSync('redis-cli', ['-p', String(p), 'cluster', 'info']).toString().includes('cluster_state:ok')) {
+        if (Date.now() > until) throw new Error(`cluster never came up on ${p}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    return { url: `redis://127.0.0.1:${ports[0]}`, ports, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

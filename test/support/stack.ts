@@ -10,7 +10,7 @@ import type { Bus } from '../../server/bus/bus.js';
 import { LocalBus } from '../../server/bus/local.js';
 import { RedisBus } from '../../server/bus/redis.js';
 import { loadConfig, type Config } from '../../server/config.js';
-import { assemble, disassemble, postgresOptions, redisTls, type Deps } from '../../server/deps.js';
+import { assemble, disassemble, postgresOptions, redisOptions, redisTls, type Deps } from '../../server/deps.js';
 import type { Database } from '../../server/store/db.js';
 import { migrate } from '../../server/store/migrate.js';
 import { PostgresDatabase } from '../../server/store/postgres.js';
@@ -70,7 +70,7 @@ export async function startStack(opts: { nodes?: number; backend: 'real' | 'embe
       // A stack on its own database (PgBouncer) uses public: the test drops that database
       if (real.databaseSchema !== 'public') await first.exec(`DROP SCHEMA IF EXISTS "${real.databaseSchema}" CASCADE`);
       await first.close();
-      await dropPrefix(real.redisPrefix, real.redisUrl, redisTls(real));
+      await dropPrefix(real.redisPrefix, real.redisUrl, redisTls(real), real.redisCluster);
     });
   } else {
     if (count !== 1) throw new Error('the embedded default is one node');
@@ -82,7 +82,7 @@ export async function startStack(opts: { nodes?: number; backend: 'real' | 'embe
     let bus: Bus;
     if (real) {
       db = await PostgresDatabase.connect(postgresOptions(real, silent));
-      bus = await RedisBus.connect({ url: real.redisUrl, prefix: real.redisPrefix, log: silent, tls: redisTls(real) });
+      bus = await RedisBus.connect(redisOptions(real, silent));
     } else {
       db = sharedDb;
       bus = new LocalBus({ log: silent });
