@@ -23,6 +23,15 @@ describe('Heroku-style add-ons over TLS: Redis with a self-signed certificate, P
     ...extra,
   });
   const pgUrl = (query: string) => `postgres://postgres@127.0.0.1:${postgres!.port}/postgres${query}`;
+  /** Two nodes with these settings run the cross-node flow. */
+  const flowWith = async (settings: Record<string, string>) => {
+    const stack = await startStack({ backend: 'real', nodes: 2, env: env(settings) });
+    try {
+      await crossNodeFlow(stack);
+    } finally {
+      await stack.close();
+    }
+  };
 
   before(async function () {
     requirePrograms(this, ['openssl', 'redis-server', 'postgres']);
@@ -37,48 +46,21 @@ describe('Heroku-style add-ons over TLS: Redis with a self-signed certificate, P
   });
 
   it("two nodes run the flow with Heroku's settings: rediss:// with REDIS_TLS_REJECT_UNAUTHORIZED=0, DATABASE_URL with sslmode=require", async () => {
-    const stack = await startStack({
-      backend: 'real',
-      nodes: 2,
-      env: env({ REDIS_URL: `rediss://127.0.0.1:${redis!.port}`, REDIS_TLS_REJECT_UNAUTHORIZED: '0', DATABASE_URL: pgUrl('?sslmode=require') }),
-    });
-    try {
-      await crossNodeFlow(stack);
-    } finally {
-      await stack.close();
-    }
+    await flowWith({ REDIS_URL: `rediss://127.0.0.1:${redis!.port}`, REDIS_TLS_REJECT_UNAUTHORIZED: '0', DATABASE_URL: pgUrl('?sslmode=require') });
   });
 
   it('on a dyno (DYNO set) a plain DATABASE_URL gets TLS without verification, as Heroku Postgres needs', async () => {
-    const stack = await startStack({
-      backend: 'real',
-      nodes: 2,
-      env: env({ DYNO: 'web.1', REDIS_URL: `rediss://127.0.0.1:${redis!.port}`, REDIS_CA_FILE: certs.ca, DATABASE_URL: pgUrl('') }),
-    });
-    try {
-      await crossNodeFlow(stack);
-    } finally {
-      await stack.close();
-    }
+    await flowWith({ DYNO: 'web.1', REDIS_URL: `rediss://127.0.0.1:${redis!.port}`, REDIS_CA_FILE: certs.ca, DATABASE_URL: pgUrl('') });
   });
 
   it('both certificates are verified with REDIS_CA_FILE and DATABASE_SSL=verify-full with DATABASE_CA_FILE', async () => {
-    const stack = await startStack({
-      backend: 'real',
-      nodes: 2,
-      env: env({
-        REDIS_URL: `rediss://localhost:${redis!.port}`,
-        REDIS_CA_FILE: certs.ca,
-        DATABASE_URL: pgUrl(''),
-        DATABASE_SSL: 'verify-full',
-        DATABASE_CA_FILE: certs.ca,
-      }),
+    await flowWith({
+      REDIS_URL: `rediss://localhost:${redis!.port}`,
+      REDIS_CA_FILE: certs.ca,
+      DATABASE_URL: pgUrl(''),
+      DATABASE_SSL: 'verify-full',
+      DATABASE_CA_FILE: certs.ca,
     });
-    try {
-      await crossNodeFlow(stack);
-    } finally {
-      await stack.close();
-    }
   });
 
   it('a self-signed Redis certificate without either setting stops the start with a message naming both', async () => {
