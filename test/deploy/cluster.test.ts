@@ -65,6 +65,26 @@ describe('on a Redis Cluster of three masters (REDIS_CLUSTER=on)', function () {
     }
   });
 
+  it('after every shard dropped its subscriber connection, channels are live again and onResume says so', async () => {
+    const bus = await RedisBus.connect({ url: cluster!.url, prefix: `${prefix}resume:`, log, cluster: true });
+    try {
+      let resumed = 0;
+      bus.onResume(() => resumed++);
+      const got: string[] = [];
+      const channels = Array.from({ length: 6 }, (_, i) => `ch${i}`); // over several shards
+      for (const ch of channels) await bus.subscribe(ch, (p) => got.push(p));
+      await Promise.all(admin!.nodes('master').map((n) => n.call('CLIENT', 'KILL', 'TYPE', 'pubsub')));
+      const until = Date.now() + 10_000;
+      while (resumed === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(resumed, 'onResume after the gap').to.be.above(0);
+      for (const ch of channels) await bus.publish(ch, ch);
+      for (let i = 0; i < 40 && got.length < channels.length; i++) await new Promise((r) => setTimeout(r, 50));
+      expect([...got].sort()).to.deep.equal(channels);
+    } finally {
+      await bus.close();
+    }
+  });
+
   it('BOSH and long-poll across two nodes: a BOSH session whose requests alternate nodes chats with a long-poll user', async () => {
     const stack = await startStack({ backend: 'real', nodes: 2, env });
     try {
