@@ -71,6 +71,10 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
     await migrate(db, log);
   } catch (err) {
     await db.close();
+    const message = String((err as Error).message);
+    if (/unsupported startup parameter/.test(message)) {
+      throw new Error(`DATABASE_URL leads to PgBouncer (${message}): set DATABASE_PGBOUNCER=on, with DATABASE_SCHEMA=public`, { cause: err });
+    }
     throw err;
   }
   return db;

@@ -59,6 +59,11 @@ export async function openConnections(opts: ConnectOptions, log: Logger): Promis
       ]);
       if (cmd.status === 'rejected') throw cmd.reason;
       if (sub.status === 'rejected') throw sub.reason;
+      // A cluster node answers PING and then MOVED to most keys: say so at start, not as 500s later
+      // (INFO may be disabled on a managed Redis: then nothing is known, and nothing is refused)
+      if (/cluster_enabled:1/.test(await cmd.value.info('cluster').catch(() => ''))) {
+        throw new Error('REDIS_URL is a node of a Redis Cluster: set REDIS_CLUSTER=on');
+      }
       return { cmd: defineScripts(cmd.value), sub: sub.value, cluster: false, sharded: false };
     }
     const u = new URL(opts.url);
@@ -86,9 +91,9 @@ export async function openConnections(opts: ConnectOptions, log: Logger): Promis
   }
 }
 
-/** SSUBSCRIBE and SPUBLISH came with Redis 7. */
+/** SSUBSCRIBE and SPUBLISH came with Redis 7 (INFO disabled: classic pub/sub, which always works). */
 async function hasShardedPubSub(client: Client): Promise<boolean> {
-  const info = await client.info('server');
+  const info = await client.info('server').catch(() => '');
   const major = Number(/redis_version:(\d+)/.exec(info)?.[1] ?? 0);
   return major >= 7;
 }

@@ -65,6 +65,17 @@ describe('on a Redis Cluster of three masters (REDIS_CLUSTER=on)', function () {
     }
   });
 
+  it('a node not told it is a cluster (REDIS_CLUSTER unset) refuses to start, saying so, instead of answering MOVED as 500s', async () => {
+    const failure = await RedisBus.connect({ url: cluster!.url, prefix, log }).then(
+      async (bus) => {
+        await bus.close();
+        return 'connected';
+      },
+      (err: Error) => err.message,
+    );
+    expect(failure).to.equal('REDIS_URL is a node of a Redis Cluster: set REDIS_CLUSTER=on');
+  });
+
   it('after every shard dropped its subscriber connection, channels are live again and onResume says so', async () => {
     const bus = await RedisBus.connect({ url: cluster!.url, prefix: `${prefix}resume:`, log, cluster: true });
     try {

@@ -1,5 +1,8 @@
 import { expect } from 'chai';
 import pg from 'pg';
+import { pino } from 'pino';
+import { loadConfig } from '../../server/config.js';
+import { openDatabase } from '../../server/deps.js';
 import { multinodeSuite } from '../e2e/multinode.js';
 import { PG_URL, requireServices, unique } from '../support/services.js';
 import { startStack } from '../support/stack.js';
@@ -61,6 +64,17 @@ describe('through PgBouncer in transaction mode (DATABASE_PGBOUNCER=on)', functi
       (err: Error) => err.message,
     );
     expect(failure).to.match(/DATABASE_SCHEMA: must be public with DATABASE_PGBOUNCER=on/);
+  });
+
+  it('without DATABASE_PGBOUNCER the start stops with a message naming it', async () => {
+    const failure = await openDatabase(loadConfig({ ...env, DATABASE_PGBOUNCER: 'off', MASTER_KEY: '55'.repeat(32) }), pino({ level: 'silent' })).then(
+      async (db) => {
+        await db.close();
+        return 'started';
+      },
+      (err: Error) => err.message,
+    );
+    expect(failure).to.match(/set DATABASE_PGBOUNCER=on/);
   });
 
   multinodeSuite('the multinode suite through PgBouncer', env);
