@@ -13,7 +13,8 @@ export class Drain {
   private idle: Array<() => void> = [];
 
   constructor(private readonly server: http.Server) {
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    // Before the app's own listener: the header must be set before anything answers
+    server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
       this.inFlight++;
       // A request arriving on a kept-alive socket during the drain is served, then its socket
       // closed: the client's next request opens a connection, which the router sends to another node

@@ -73,7 +73,7 @@ function connection(url: string, ssl: DatabaseSsl | undefined): { connectionStri
   }
 }
 
-/** PostgreSQL through a pg Pool, with every connection's search_path set to one schema. */
+/** PostgreSQL through a pg Pool, with every connection's search_path set to one schema (behind PgBouncer: public, the default). */
 export class PostgresDatabase implements Database {
   readonly kind = 'postgres' as const;
   private readonly statement: typeof prepared;
