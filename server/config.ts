@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -15,9 +16,27 @@ const schema = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
   /** Postgres schema to use (tests give each run its own). */
   DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a plain lower-case identifier').default('public'),
+  /**
+   * TLS to PostgreSQL: `off`; `require` (encrypted, the certificate not checked: libpq's meaning, and
+   * what Heroku Postgres needs); `verify-ca` (checked against DATABASE_CA_FILE); `verify-full` (also the
+   * host name). Unset: the URL's `sslmode`, else `require` on Heroku (DYNO set), else `off`.
+   */
+  DATABASE_SSL: z.enum(['off', 'disable', 'allow', 'prefer', 'require', 'no-verify', 'verify-ca', 'verify-full']).optional(),
+  /** PEM file of the CA that signed the database's certificate (verify-ca, verify-full; with `require` it makes it verify-ca, as libpq does). */
+  DATABASE_CA_FILE: z.string().optional(),
+  /** Connections per node (20). Nodes × this, plus one-off commands, must stay under the database's limit. */
+  DATABASE_POOL_SIZE: int(1, 1000).default(20),
+  /** `on` behind PgBouncer in transaction mode: no startup search_path, no named prepared statements. */
+  DATABASE_PGBOUNCER: bool.default(false),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').optional(),
+  /** `0` accepts a rediss:// server's certificate unchecked: Heroku Redis presents a self-signed one. */
+  REDIS_TLS_REJECT_UNAUTHORIZED: bool.default(true),
+  /** PEM file of the CA that signed the Redis server's certificate (checked instead of the system CAs). */
+  REDIS_CA_FILE: z.string().optional(),
   /** Prefix of every Redis key and channel (tests give each run its own). */
-  REDIS_PREFIX: z.string().max(64).default('parley:'),
+  REDIS_PREFIX: z.string().max(64).regex(/^[^{}]*$/, 'must not contain { or } (a Redis Cluster hash tag)').default('parley:'),
+  /** `on`: REDIS_URL is one node of a Redis Cluster (the others are discovered); sharded pub/sub on Redis 7+. */
+  REDIS_CLUSTER: bool.default(false),
   MASTER_KEY: z.string().optional(),
   /** Master keys being rotated away from, comma-separated: they only unwrap keys not yet re-wrapped. */
   MASTER_KEY_PREVIOUS: z.string().optional(),
@@ -70,7 +89,7 @@ const schema = z.object({
    * a client's own X-Forwarded-For become its address.
    */
   TRUST_PROXY: int(0, 10).optional(),
-  /** Set by Heroku on every dyno. */
+  /** Set by Heroku on every dyno: the filesystem is ephemeral and each dyno has its own. */
   DYNO: z.string().optional(),
   NODE_ENV: z.string().optional(),
   /** When set, /metrics answers only `Authorization: Bearer METRICS_TOKEN` (set it where the nodes are public). */
@@ -79,14 +98,27 @@ const schema = z.object({
   ARCHIVE_AFTER_DAYS: int(1, 36_500).optional(),
   /** `forever`, or `until-delivered`: empty a message and delete its files once every recipient has it. */
   RETENTION: z.enum(['forever', 'until-delivered']).default('forever'),
+  /**
+   * Days a stream entry is kept once the user's devices acknowledged it (30): older acknowledged
+   * entries are deleted hourly. A device away longer resumes at the oldest entry kept.
+   */
+  EVENTS_RETENTION_DAYS: int(1, 36_500).default(30),
 });
+
+/** How a node talks TLS to PostgreSQL (see DATABASE_SSL). */
+export type DatabaseSsl = { mode: 'off' } | { mode: 'require' | 'verify-ca' | 'verify-full'; caFile: string | undefined };
 
 export type Config = {
   port: number;
   databaseUrl: string | undefined;
   databaseSchema: string;
+  databaseSsl: DatabaseSsl;
+  databasePoolSize: number;
+  databasePgbouncer: boolean;
   redisUrl: string | undefined;
+  redisTls: { rejectUnauthorized: boolean; caFile: string | undefined };
   redisPrefix: string;
+  redisCluster: boolean;
   masterKey: string | undefined;
   previousMasterKeys: Buffer[];
   dataDir: string;
@@ -119,6 +151,9 @@ export type Config = {
   presenceTimeoutMs: number;
   archiveAfterDays: number | undefined;
   retention: 'forever' | 'until-delivered';
+  eventsRetentionDays: number;
+  /** Heroku's dyno name (web.1, scheduler.1234), when running there. */
+  dyno: string | undefined;
 };
 
 /** Read and validate the configuration; throws one Error listing every bad variable. */
@@ -146,6 +181,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       lines.push(`  MASTER_KEY_PREVIOUS: key ${i + 1}: ${(err as Error).message}`);
     }
   }
+  if (cleaned['DYNO'] && !cleaned['DATABASE_URL']) {
+    lines.push(
+      '  DATABASE_URL: required on Heroku (DYNO is set): without it each dyno keeps its own embedded database and master key on an ephemeral disk, lost at every restart; add Heroku Postgres (heroku addons:create heroku-postgresql)',
+    );
+  }
+  for (const name of ['DATABASE_CA_FILE', 'REDIS_CA_FILE']) {
+    const file = cleaned[name];
+    if (!file) continue;
+    try {
+      accessSync(file, constants.R_OK);
+    } catch {
+      lines.push(`  ${name}: cannot read ${file}`);
+    }
+  }
+  if (cleaned['DATABASE_PGBOUNCER'] && parsed.success && parsed.data.DATABASE_PGBOUNCER && parsed.data.DATABASE_SCHEMA !== 'public') {
+    lines.push('  DATABASE_SCHEMA: must be public with DATABASE_PGBOUNCER=on (PgBouncer in transaction mode does not keep a search_path)');
+  }
   if (!parsed.success || lines.length > 0) throw new Error(`invalid configuration:\n${lines.join('\n')}`);
   const e = parsed.data;
   const dataDir = path.resolve(e.DATA_DIR);
@@ -153,8 +205,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     databaseUrl: e.DATABASE_URL,
     databaseSchema: e.DATABASE_SCHEMA,
+    databaseSsl: databaseSsl(e.DATABASE_SSL, e.DATABASE_URL, e.DATABASE_CA_FILE, e.DYNO !== undefined),
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    databasePgbouncer: e.DATABASE_PGBOUNCER,
     redisUrl: e.REDIS_URL,
+    redisTls: { rejectUnauthorized: e.REDIS_TLS_REJECT_UNAUTHORIZED, caFile: e.REDIS_CA_FILE },
     redisPrefix: e.REDIS_PREFIX,
+    redisCluster: e.REDIS_CLUSTER,
     masterKey: e.MASTER_KEY,
     previousMasterKeys,
     dataDir,
@@ -174,6 +231,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     presenceTimeoutMs: e.PRESENCE_TIMEOUT * 1000,
     archiveAfterDays: e.ARCHIVE_AFTER_DAYS,
     retention: e.RETENTION,
+    eventsRetentionDays: e.EVENTS_RETENTION_DAYS,
+    dyno: e.DYNO,
     trustProxy: e.TRUST_PROXY ?? (e.DYNO ? 1 : 0),
     metricsToken: e.METRICS_TOKEN,
     production: e.NODE_ENV === 'production' || e.DYNO !== undefined,
@@ -187,4 +246,41 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     parkedPerUser: e.PARKED_PER_USER,
     corsOrigins: e.CORS_ORIGINS === '*' ? '*' : e.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
   };
+}
+
+/**
+ * The TLS mode: DATABASE_SSL, else the URL's sslmode, else `require` on Heroku. Modes as libpq
+ * means them, not as pg 8 does (it verifies on `require`, which Heroku's certificates fail).
+ * `prefer` and `allow` are off: pg cannot fall back from TLS to plain as libpq does.
+ */
+function databaseSsl(setting: string | undefined, url: string | undefined, caFile: string | undefined, onHeroku: boolean): DatabaseSsl {
+  let mode = setting;
+  let ca = caFile;
+  if (url && mode === undefined) {
+    const params = new URL(url).searchParams;
+    mode = params.get('sslmode') ?? undefined;
+    ca ??= params.get('sslrootcert') ?? undefined;
+  }
+  mode ??= onHeroku ? 'require' : 'off';
+  switch (mode) {
+    case 'require':
+    case 'no-verify':
+      return { mode: ca && mode === 'require' ? 'verify-ca' : 'require', caFile: ca };
+    case 'verify-ca':
+    case 'verify-full':
+      return { mode, caFile: ca };
+    default:
+      return { mode: 'off' };
+  }
+}
+
+/** Warnings about a deployment that will lose data or misbehave, for the log at start. */
+export function deploymentWarnings(config: Config): string[] {
+  const out: string[] = [];
+  if (config.dyno && !config.s3) {
+    out.push(
+      'S3_BUCKET is not set on Heroku: uploaded files and archives go to this dyno\'s ephemeral disk, are not seen by other dynos, and are LOST at every restart (at least daily). Set S3_BUCKET (and AWS credentials).',
+    );
+  }
+  return out;
 }

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Blobs } from './blobs/blobs.js';
 import { openBlobs } from './blobs/open.js';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local.js';
-import { RedisBus } from './bus/redis.js';
+import { RedisBus, type RedisBusOptions } from './bus/redis.js';
 import type { Config } from './config.js';
 import { Core } from './core/core.js';
 import { parseMasterKey } from './core/crypto.js';
@@ -14,7 +15,7 @@ import { Metrics } from './core/metrics.js';
 import type { Database } from './store/db.js';
 import { EmbeddedDatabase } from './store/embedded.js';
 import { migrate } from './store/migrate.js';
-import { PostgresDatabase } from './store/postgres.js';
+import { PostgresDatabase, type PostgresOptions } from './store/postgres.js';
 import { Store } from './store/store.js';
 import { ParkingLot } from './transports/parking.js';
 
@@ -49,26 +50,63 @@ export function resolveMasterKey(config: Config, log: Logger): Buffer {
   return key;
 }
 
+/** PostgresDatabase.connect's options from the configuration (DATABASE_*). */
+export function postgresOptions(config: Config & { databaseUrl: string }, log: Logger): PostgresOptions {
+  return {
+    url: config.databaseUrl,
+    schema: config.databaseSchema,
+    log,
+    max: config.databasePoolSize,
+    ssl: config.databaseSsl,
+    pgbouncer: config.databasePgbouncer,
+  };
+}
+
 /** Open the database (Postgres or embedded) and run the migrations it needs. */
 export async function openDatabase(config: Config, log: Logger): Promise<Database> {
   if (!config.databaseUrl) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const db = config.databaseUrl
-    ? await PostgresDatabase.connect({ url: config.databaseUrl, schema: config.databaseSchema, log })
+    ? await PostgresDatabase.connect(postgresOptions({ ...config, databaseUrl: config.databaseUrl }, log))
     : await EmbeddedDatabase.open(path.join(config.dataDir, 'db'));
   try {
     await migrate(db, log);
   } catch (err) {
     await db.close();
+    const message = String((err as Error).message);
+    if (/unsupported startup parameter/.test(message)) {
+      throw new Error(`DATABASE_URL leads to PgBouncer (${message}): set DATABASE_PGBOUNCER=on, with DATABASE_SCHEMA=public`, { cause: err });
+    }
     throw err;
   }
   return db;
 }
 
+/** TLS options for a rediss:// REDIS_URL (REDIS_TLS_REJECT_UNAUTHORIZED, REDIS_CA_FILE); none for redis://. */
+export function redisTls(config: Config): ConnectionOptions | undefined {
+  if (!config.redisUrl?.startsWith('rediss://')) return undefined;
+  const { rejectUnauthorized, caFile } = config.redisTls;
+  return { rejectUnauthorized, ...(caFile ? { ca: readFileSync(caFile, 'utf8') } : {}) };
+}
+
+/** RedisBus.connect's options from the configuration (REDIS_*). */
+export function redisOptions(config: Config & { redisUrl: string }, log: Logger): RedisBusOptions {
+  return { url: config.redisUrl, prefix: config.redisPrefix, log, tls: redisTls(config), cluster: config.redisCluster };
+}
+
 /** Open the bus: Redis when REDIS_URL is set, else in-process (one node only). */
 export async function openBus(config: Config, log: Logger): Promise<Bus> {
-  return config.redisUrl
-    ? RedisBus.connect({ url: config.redisUrl, prefix: config.redisPrefix, log })
-    : new LocalBus({ log });
+  if (!config.redisUrl) return new LocalBus({ log });
+  try {
+    return await RedisBus.connect(redisOptions({ ...config, redisUrl: config.redisUrl }, log));
+  } catch (err) {
+    if (/self[- ]signed|unable to verify|UNABLE_TO_GET_ISSUER/i.test(String((err as Error).message))) {
+      throw new Error(
+        `Redis at REDIS_URL presents a certificate that cannot be verified (${(err as Error).message}): set REDIS_CA_FILE to its CA, or REDIS_TLS_REJECT_UNAUTHORIZED=0 to accept it unchecked (Heroku Redis)`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
 }
 
 /**
@@ -100,6 +138,7 @@ export async function assemble(
     bus,
     blobs,
     retention: config.retention,
+    eventsRetentionMs: config.eventsRetentionDays * 86_400_000,
     archiveAfterMs: config.archiveAfterDays === undefined ? undefined : config.archiveAfterDays * 86_400_000,
     masterKey: opts.masterKey ?? resolveMasterKey(config, log),
     previousMasterKeys: config.previousMasterKeys,

@@ -1,11 +1,12 @@
 import { createApp } from './app.js';
-import { loadConfig } from './config.js';
+import { deploymentWarnings, loadConfig } from './config.js';
 import { assemble, disassemble, openBus, openDatabase } from './deps.js';
 import { createServer } from './http/server.js';
 import { createLogger } from './log.js';
+import { DRAIN_MS, Drain } from './shutdown.js';
 
-/** Shutdown must finish within 5 s (Heroku sends SIGKILL 30 s after SIGTERM; we aim well inside). */
-const SHUTDOWN_MS = 5_000;
+/** After the drain, closing pools and connections gets 3 s (Heroku's SIGKILL comes 30 s after SIGTERM). */
+const CLOSE_MS = 3_000;
 
 async function main(): Promise<void> {
   let config;
@@ -16,11 +17,13 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const log = createLogger(config.logLevel);
+  for (const warning of deploymentWarnings(config)) log.warn(`!!! ${warning}`);
   const db = await openDatabase(config, log);
   const bus = await openBus(config, log);
   const deps = await assemble(config, log, db, bus);
   const app = createApp(deps);
   const server = createServer(app, config);
+  const drain = new Drain(server);
   await new Promise<void>((resolve) => server.listen(config.port, resolve));
   log.info(
     { port: config.port, node: config.nodeId, database: db.kind, bus: config.redisUrl ? 'redis' : 'local' },
@@ -31,19 +34,19 @@ async function main(): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down: answering parked requests');
+    log.info({ signal, requests: drain.requests }, 'shutting down: parked requests answered, in-flight requests finishing');
     const force = setTimeout(() => {
       log.error('shutdown took too long; exiting');
       process.exit(1);
-    }, SHUTDOWN_MS);
+    }, DRAIN_MS + CLOSE_MS);
     force.unref();
+    // Parked polls answer now, and later ones at once (they re-poll, through the router, on
+    // another node); sends and uploads in flight get up to DRAIN_MS to finish
     deps.lot.closeAll();
-    server.close();
-    server.closeIdleConnections();
     try {
-      await disassemble(deps);
-      await new Promise((r) => setTimeout(r, 100)); // let answered requests flush
+      if (!(await drain.drain(DRAIN_MS))) log.warn({ requests: drain.requests }, 'requests still running after the drain; cutting them');
       server.closeAllConnections();
+      await disassemble(deps);
       await bus.close();
       await db.close();
     } catch (err) {

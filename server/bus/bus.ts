@@ -45,6 +45,8 @@ export interface Bus {
   /**
    * Lock and read in one round trip: set `lockKey` to `token` (expiring after ttlMs) only if it
    * is absent; when that succeeded, also return the value of `key`. (BOSH sessions: lock, load.)
+   * The two keys end in the same segment after their last `:` (`bosh:l:SID`, `bosh:s:SID`): on a
+   * Redis Cluster that segment is the keys' hash tag, putting them in one slot. So for unlockWith.
    */
   lockAndGet(lockKey: string, token: string, ttlMs: number, key: string): Promise<{ locked: boolean; value: string | null }>;
   /**

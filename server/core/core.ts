@@ -13,6 +13,7 @@ import { Logins } from './logins.js';
 import { Messaging } from './messaging.js';
 import { Notifier } from './notifier.js';
 import { Presence } from './presence.js';
+import { EventsPruning } from './pruning.js';
 import { Streams } from './streams.js';
 
 /** The domain, assembled: what the HTTP routes and the transports call. No express, pg or ioredis here. */
@@ -34,6 +35,8 @@ export class Core {
   readonly archive: Archive;
   /** Empties delivered messages when RETENTION=until-delivered; idle otherwise. */
   readonly retention: Retention;
+  /** Deletes acknowledged stream entries older than the retention, hourly. */
+  readonly pruning: EventsPruning;
   private readonly untilDelivered: boolean;
   private readonly archiveAfterMs: number | undefined;
 
@@ -46,6 +49,8 @@ export class Core {
     archiveAfterMs?: number;
     /** RETENTION: keep messages (`forever`) or empty them once delivered (`until-delivered`). */
     retention?: 'forever' | 'until-delivered';
+    /** Keep acknowledged stream entries this long (EVENTS_RETENTION_DAYS; default 30 days). */
+    eventsRetentionMs?: number;
     masterKey: Buffer;
     /** Master keys being rotated away from (MASTER_KEY_PREVIOUS). */
     previousMasterKeys?: readonly Buffer[];
@@ -70,6 +75,7 @@ export class Core {
     this.archiveAfterMs = opts.archiveAfterMs;
     this.retention = new Retention(opts.store, opts.blobs, opts.log.child({ module: 'retention' }));
     this.untilDelivered = opts.retention === 'until-delivered';
+    this.pruning = new EventsPruning(opts.store, opts.eventsRetentionMs ?? 30 * 86_400_000, opts.log.child({ module: 'pruning' }));
     this.messaging = new Messaging(opts.store, this.keys, this.notifier, this.archive, opts.log, opts.onSent);
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
@@ -82,12 +88,14 @@ export class Core {
     this.presence.start(holding);
     if (this.archiveAfterMs !== undefined) this.archive.start(this.archiveAfterMs);
     if (this.untilDelivered) this.retention.start();
+    this.pruning.start();
   }
 
   /** Stop background work and flush what is pending. */
   async stop(): Promise<void> {
     await this.archive.stop();
     await this.retention.stop();
+    await this.pruning.stop();
     await this.presence.stop();
     await this.accounts.stop();
   }

@@ -388,8 +388,10 @@ export function busContract(name: string, make: () => Promise<BusFixture>): void
       it('lockAndGet locks once across nodes and reads the key with the lock; unlockWith writes and frees only while it holds the lock', async function () {
         const n1 = await node();
         const n2 = await node();
-        const lock = fresh('lock');
-        const k = fresh('state');
+        // The same last segment: one hash slot on a Redis Cluster (see Bus.lockAndGet)
+        const session = fresh('session');
+        const lock = `lock:${session}`;
+        const k = `state:${session}`;
         await n1.set(k, 'v1', 60_000);
         const tries = await Promise.all([n1.lockAndGet(lock, 't1', 60_000, k), n2.lockAndGet(lock, 't2', 60_000, k)]);
         expect(tries.map((t) => t.locked).sort()).to.deep.equal([false, true]);

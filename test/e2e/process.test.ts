@@ -1,49 +1,10 @@
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import supertest from 'supertest';
 import { PASSWORD } from '../support/client.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-/** Start `server/main.ts` as its own process with only the given environment (no services). */
-function startParley(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const clean: Record<string, string> = { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...env };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], { env: clean, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => out, exited };
-}
-
-async function waitReady(url: string, ms: number, p: ReturnType<typeof startParley>): Promise<void> {
-  const until = Date.now() + ms;
-  let exited = false;
-  void p.exited.then(() => (exited = true));
-  while (Date.now() < until && !exited) {
-    try {
-      const res = await supertest(url).get('/readyz');
-      if (res.status === 200) return;
-    } catch {
-      /* not listening yet */
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`Parley did not become ready; its output:\n${p.output()}`);
-}
+import { freePort, startParley, waitReady } from '../support/process.js';
 
 describe('the parley process', function () {
   this.timeout(90_000);

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 
 /** Real services for the tests; CI sets CI=true and then they are required, never skipped. */
 export const PG_URL = process.env['TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -63,18 +64,35 @@ export async function dropSchema(schema: string): Promise<void> {
   }
 }
 
-/** Delete every Redis key under a prefix. */
-export async function dropPrefix(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true });
+/** Delete every Redis key under a prefix (of the test Redis, or of another one; of each master of a cluster). */
+export async function dropPrefix(prefix: string, url = REDIS_URL, tls?: ConnectionOptions, cluster = false): Promise<void> {
+  const options = { lazyConnect: true, ...(tls ? { tls } : {}) };
+  if (cluster) {
+    const u = new URL(url);
+    const c = new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], { lazyConnect: true, redisOptions: options });
+    await c.connect();
+    try {
+      await Promise.all(c.nodes('master').map((node) => dropOn(node, prefix)));
+    } finally {
+      c.disconnect();
+    }
+    return;
+  }
+  const redis = new Redis(url, options);
   await redis.connect();
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await dropOn(redis, prefix);
   } finally {
     redis.disconnect();
   }
+}
+
+async function dropOn(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+    cursor = next;
+    // One DEL per key: on a cluster node, keys of one DEL must share a slot
+    await Promise.all(keys.map((k) => redis.del(k)));
+  } while (cursor !== '0');
 }

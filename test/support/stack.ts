@@ -11,12 +11,12 @@ import type { Bus } from '../../server/bus/bus.js';
 import { LocalBus } from '../../server/bus/local.js';
 import { RedisBus } from '../../server/bus/redis.js';
 import { loadConfig, type Config } from '../../server/config.js';
-import { assemble, disassemble, type Deps } from '../../server/deps.js';
+import { assemble, disassemble, postgresOptions, redisOptions, redisTls, type Deps } from '../../server/deps.js';
 import type { Database } from '../../server/store/db.js';
 import { migrate } from '../../server/store/migrate.js';
 import { PostgresDatabase } from '../../server/store/postgres.js';
 import { sharedEmbedded } from './embedded.js';
-import { PG_URL, REDIS_URL, dropPrefix, dropSchema, requireServices, unique } from './services.js';
+import { PG_URL, REDIS_URL, dropPrefix, requireServices, unique } from './services.js';
 
 /** One running Parley node of a test. */
 export interface TestNode {
@@ -41,7 +41,8 @@ const silent = pino({ level: process.env['TEST_LOG'] ?? 'silent' });
 
 /**
  * Start `nodes` Parley nodes. `real`: PostgreSQL (a schema of its own) and Redis (a prefix of its
- * own); `embedded`: the run's shared PGlite and an in-process bus (one node).
+ * own), connected as the configuration says (`env` may point them elsewhere: TLS, PgBouncer);
+ * `embedded`: the run's shared PGlite and an in-process bus (one node).
  */
 export async function startStack(opts: { nodes?: number; backend: 'real' | 'embedded'; env?: Record<string, string> }): Promise<Stack> {
   const count = opts.nodes ?? 1;
@@ -63,14 +64,16 @@ export async function startStack(opts: { nodes?: number; backend: 'real' | 'embe
   const nodes: TestNode[] = [];
   const closers: Array<() => Promise<void>> = [async () => rmSync(dataDir, { recursive: true, force: true })];
   let sharedDb: Database;
-  if (opts.backend === 'real') {
-    const first = await PostgresDatabase.connect({ url: PG_URL, schema, log: silent, max: 2 });
+  const real = opts.backend === 'real' ? { ...config, databaseUrl: config.databaseUrl ?? PG_URL, redisUrl: config.redisUrl ?? REDIS_URL } : undefined;
+  if (real) {
+    const first = await PostgresDatabase.connect({ ...postgresOptions(real, silent), max: 2 });
     await migrate(first, silent);
     sharedDb = first;
     closers.push(async () => {
+      // A stack on its own database (PgBouncer) uses public: the test drops that database
+      if (real.databaseSchema !== 'public') await first.exec(`DROP SCHEMA IF EXISTS "${real.databaseSchema}" CASCADE`);
       await first.close();
-      await dropSchema(schema);
-      await dropPrefix(prefix);
+      await dropPrefix(real.redisPrefix, real.redisUrl, redisTls(real), real.redisCluster);
     });
   } else {
     if (count !== 1) throw new Error('the embedded default is one node');
@@ -80,9 +83,9 @@ export async function startStack(opts: { nodes?: number; backend: 'real' | 'embe
     const nodeConfig = { ...config, nodeId: `node-${i}` };
     let db: Database;
     let bus: Bus;
-    if (opts.backend === 'real') {
-      db = await PostgresDatabase.connect({ url: PG_URL, schema, log: silent });
-      bus = await RedisBus.connect({ url: REDIS_URL, prefix, log: silent });
+    if (real) {
+      db = await PostgresDatabase.connect(postgresOptions(real, silent));
+      bus = await RedisBus.connect(redisOptions(real, silent));
     } else {
       db = sharedDb;
       bus = new LocalBus({ log: silent });
