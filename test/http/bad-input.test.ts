@@ -187,9 +187,15 @@ describe('clients behind proxies: form bodies, POST polls, access_token and JSON
     }
   });
 
-  it('/metrics is refused without METRICS_TOKEN in production (NODE_ENV=production or DYNO set)', async () => {
-    for (const env of [{ NODE_ENV: 'production' }, { DYNO: 'web.1' }] as Array<Record<string, string>>) {
-      const prod = await startStack({ backend: 'embedded', env });
+  it('/metrics is refused without METRICS_TOKEN in production (NODE_ENV=production or DYNO set)', async function () {
+    // on a dyno a node needs DATABASE_URL (it refuses to start on its own disk): the real services
+    await requireServices(this);
+    const cases = [
+      { backend: 'embedded', env: { NODE_ENV: 'production' } },
+      { backend: 'real', env: { DYNO: 'web.1', DATABASE_SSL: 'off' } },
+    ] as const;
+    for (const { backend, env } of cases) {
+      const prod = await startStack({ backend, env });
       try {
         const refused = await supertest(prod.nodes[0]!.url).get('/metrics').expect(403);
         expect(refused.body.error.code).to.equal('forbidden');
