@@ -624,7 +624,7 @@ export class Store {
 
   /**
    * Insert a batch of messages in one round trip (group commit: the function parley_send in
-   * sql/0002), each appended to the stream of every member of its conversation. Holding the
+   * sql/functions/send.sql), each appended to the stream of every member of its conversation. Holding the
    * conversation row lock makes the client_id check exact: a retried send finds its first attempt.
    */
   async sendBatch(items: readonly NewMessage[]): Promise<{ outcomes: SendOutcome[]; heads: Heads; echoes: Echoes; singles: Singles }> {
@@ -873,7 +873,7 @@ export class Store {
   // ---- streams --------------------------------------------------------------------------
 
   /**
-   * Append entries to users' streams inside a transaction (parley_append in sql/0002: lock the
+   * Append entries to users' streams inside a transaction (parley_append in sql/functions/append.sql: lock the
    * users' rows in id order, bump each stream counter, insert the entries). Resolves the new heads.
    */
   async append(tx: Queryable, entries: readonly NewEntry[]): Promise<Heads> {
