@@ -28,6 +28,8 @@ export class BoshUser implements Peer {
   private answered = new Set<number>();
   private ackRid = 0;
   private outstanding = 0;
+  /** Which session the requests belong to: answers of a dead session's requests change no counter. */
+  private session = 0;
   private readonly queue: Outgoing[] = [];
   private running = false;
   private sending = false;
@@ -121,31 +123,37 @@ export class BoshUser implements Peer {
     if (!this.running || this.reconnecting) return;
     if (this.outstanding === 0 || (this.outstanding === 1 && this.queue.length > 0)) {
       const batch = this.queue.splice(0);
+      const session = this.session;
       this.outstanding++;
       this.post(batch.map((b) => b.stanza).join('')).then(
         (text) => {
-          this.outstanding--;
+          if (session === this.session) this.outstanding--;
           for (const b of batch) this.ledger.acked(b.clientId);
           this.handle(text);
           this.pump();
         },
         (err: unknown) => {
-          this.outstanding--;
+          if (session === this.session) this.outstanding--;
           this.queue.unshift(...batch); // not known to be processed: send again, same ids
-          if (err instanceof SessionLost && this.running) this.reopen();
+          if (err instanceof SessionLost && this.running && session === this.session) this.reopen();
+          else this.pump();
         },
       );
       if (this.outstanding < 2 && this.queue.length > 0) this.pump();
     }
   }
 
-  /** The session is gone: a new one, as a client must (its unconfirmed messages come again on presence). */
+  /**
+   * The session is gone: a new one at once, as a client must (initial presence brings again what no
+   * device confirmed). The old session's other request is left to end by itself: its answer, if
+   * any, is still read, and what it carried is sent again.
+   */
   private reopen(): void {
     if (this.reconnecting) return;
     this.ledger.boshLost.push(this.ledger.now());
+    this.session++;
+    this.outstanding = 0;
     this.reconnecting = (async () => {
-      // Wait for the other request of the dead session to fail too.
-      while (this.outstanding > 0) await sleep(50);
       for (let attempt = 0; this.running; attempt++) {
         try {
           await this.open();

@@ -109,7 +109,7 @@ function sendRaw(port: number, bytes: Buffer, cut: boolean, timeoutMs: number): 
 }
 
 /** One answered malformed request: what kind, when it was sent, its status (null: no answer). */
-export type Junk = { kind: string; at: number; status: number | null; cut: boolean };
+export type Junk = { kind: string; at: number; status: number | null; cut: boolean; /** the request's start, when it got no answer */ sample?: string };
 
 /** Send `count` malformed requests to a proxy on loopback, `concurrency` at a time. */
 export async function flood(port: number, victim: Victim, count: number, concurrency: number, now: () => number): Promise<Junk[]> {
@@ -120,8 +120,11 @@ export async function flood(port: number, victim: Victim, count: number, concurr
     while (next < count) {
       const k = KINDS[next++ % KINDS.length]!;
       const at = now();
-      const status = await sendRaw(port, k.make(victim, host), k.cut === true, 10_000);
-      out.push({ kind: k.name, at, status, cut: k.cut === true });
+      const bytes = k.make(victim, host);
+      const status = await sendRaw(port, bytes, k.cut === true, 10_000);
+      const j: Junk = { kind: k.name, at, status, cut: k.cut === true };
+      if (status === null && !j.cut) j.sample = bytes.subarray(0, 400).toString('latin1');
+      out.push(j);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
