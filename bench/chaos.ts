@@ -166,8 +166,8 @@ async function main(o: Options, teardown: Teardown): Promise<Report> {
   const users = Array.from({ length: o.users }, (_, i) => new PollingUser(client, ledger, `u${i}-${randomBytes(3).toString('hex')}`, o.intervalMs));
   // BOSH users chat with a long-poll user of their own (the pair's other half), so both sides are checked.
   const boshPairs = Array.from({ length: o.bosh }, (_, i) => ({
-    bosh: new BoshUser(nginx.port, ledger, `b${i}-${randomBytes(3).toString('hex')}`, o.intervalMs * 2),
-    json: new PollingUser(client, ledger, `j${i}-${randomBytes(3).toString('hex')}`, o.intervalMs * 2),
+    bosh: new BoshUser(nginx.port, ledger, `b${i}-${randomBytes(3).toString('hex')}`, o.intervalMs),
+    json: new PollingUser(client, ledger, `j${i}-${randomBytes(3).toString('hex')}`, o.intervalMs),
   }));
   const everyone = [...users, ...boshPairs.flatMap((p) => [p.json])];
   say('registering users…');
