@@ -247,6 +247,7 @@ async function main(o: Options, teardown: Teardown): Promise<Report> {
   while (performance.now() < drainUntil && ledger.missing() > 0) await sleep(250);
   for (const u of everyone) u.stopPolling();
   for (const p of boshPairs) p.bosh.stop();
+  if (o.keep) for (const p of boshPairs) writeFileSync(path.join(dir, `bosh-${p.bosh.name}.trace`), p.bosh.trace.join('\n'));
 
   // Stored twice: the same client_id of one sender in one conversation more than once.
   const db = new pg.Client({ connectionString: postgres.url });

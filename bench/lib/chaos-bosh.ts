@@ -35,6 +35,8 @@ export class BoshUser implements Peer {
   private sending = false;
   private partner = '';
   private n = 0;
+  /** Every exchange, for --keep: what was sent and answered, to explain a loss. */
+  readonly trace: string[] = [];
   /** Stanzas refused by the server, waiting to be sent again. */
   private retrying = 0;
   private reconnecting: Promise<void> | null = null;
@@ -95,8 +97,10 @@ export class BoshUser implements Peer {
     for (let attempt = 0; ; attempt++) {
       let text: string | null = null;
       try {
+        const sentAt = this.ledger.now();
         const r = await this.raw('/http-bind', body, 'text/xml; charset=utf-8');
         if (r.status === 200) text = r.body;
+        this.trace.push(`${Math.round(sentAt)}-${Math.round(this.ledger.now())} rid ${rid} #${attempt} ${r.status} ${body.slice(0, 160)} => ${r.body.slice(0, 600)}`);
       } catch {
         // no answer: resend
       }
