@@ -56,7 +56,7 @@ export class BoshUser implements Peer {
     for (let attempt = 0; attempt < 6; attempt++) {
       const r = await this.raw('/api/register', body, 'application/json').catch(() => null);
       if (r && (r.status === 201 || r.status === 409)) {
-        this.ledger.receiver(this.name);
+        this.ledger.receiver(this.name, true);
         return;
       }
       await sleep(backoff(attempt));

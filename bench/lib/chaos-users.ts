@@ -43,6 +43,7 @@ export class Ledger {
   /** receiver → when each new message was shown (ascending). */
   private readonly shownAt = new Map<string, number[]>();
   private readonly firstShown = new Map<string, number>();
+  private readonly boshReceivers = new Set<string>();
   readonly pollFailures: number[] = [];
   readonly boshLost: number[] = [];
   boshReconnects = 0;
@@ -54,7 +55,8 @@ export class Ledger {
   }
 
   /** A user who receives messages (so their receiving can be timed after a fault). */
-  receiver(name: string): void {
+  receiver(name: string, bosh = false): void {
+    if (bosh) this.boshReceivers.add(name);
     if (!this.shownAt.has(name)) this.shownAt.set(name, []);
     if (!this.shownIds.has(name)) this.shownIds.set(name, new Map());
   }
@@ -106,12 +108,14 @@ export class Ledger {
   /** What a fault cost: receiving resumed, sends answered and succeeding, failures in its window. */
   recovery(f: Fault) {
     let receiveResumeMs = 0;
+    let boshReceiveResumeMs = 0;
     const perUser: Array<[string, number]> = [];
     for (const [name, times] of this.shownAt) {
       const next = times.find((t) => t >= f.back);
       const ms = next === undefined ? Infinity : next - f.back;
       perUser.push([name, Math.round(ms)]);
-      receiveResumeMs = Math.max(receiveResumeMs, ms);
+      if (this.boshReceivers.has(name)) boshReceiveResumeMs = Math.max(boshReceiveResumeMs, ms);
+      else receiveResumeMs = Math.max(receiveResumeMs, ms);
     }
     perUser.sort((a, b) => b[1] - a[1]);
     const windowEnd = f.back + 5_000;
@@ -126,6 +130,7 @@ export class Ledger {
     return {
       name: f.name,
       receiveResumeMs: Math.round(receiveResumeMs),
+      boshReceiveResumeMs: Math.round(boshReceiveResumeMs),
       slowestReceivers: perUser.slice(0, 3).map(([n, ms]) => `${n} ${ms} ms`),
       slowestSendAnswerMs: Math.round(slowestSendAnswerMs),
       sendResumeMs: Math.round(sendResumeMs),

@@ -48,10 +48,12 @@ export interface Bus {
    */
   lockAndGet(lockKey: string, token: string, ttlMs: number, key: string): Promise<{ locked: boolean; value: string | null }>;
   /**
-   * Write and unlock in one round trip: optionally set `key` (value null deletes it), then delete
-   * `lockKey` if it still holds `token` (a lock that expired and was taken by another is left alone).
+   * Write and unlock in one round trip, only while `lockKey` still holds `token`: then optionally
+   * set `key` (value null deletes it) and delete the lock, and resolve true. A lock that expired
+   * (and may have been taken by another) resolves false and writes nothing: a late writer, such as
+   * a command the Redis client sends again after a reconnect, must not overwrite newer state.
    */
-  unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<void>;
+  unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<boolean>;
   /** Increment a counter that expires ttlMs after its first increment; resolves the new value. */
   incr(key: string, ttlMs: number): Promise<number>;
 

@@ -212,13 +212,15 @@ export class LocalBus implements Bus {
     return { locked: true, value: this.hub.read(key)?.value ?? null };
   }
 
-  async unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<void> {
+  async unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<boolean> {
     this.checkOpen();
+    if (this.hub.read(lockKey)?.value !== token) return false;
     if (write) {
       if (write.value === null) this.hub.kv.delete(write.key);
       else this.hub.write(write.key, { value: write.value, expiresAt: this.hub.now() + ttl(write.ttlMs) });
     }
-    if (this.hub.read(lockKey)?.value === token) this.hub.kv.delete(lockKey);
+    this.hub.kv.delete(lockKey);
+    return true;
   }
 
   async incr(key: string, ttlMs: number): Promise<number> {

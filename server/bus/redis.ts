@@ -50,16 +50,17 @@ if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
 end
 return {0}`;
 
-/** Optionally write (ARGV[2] '1': set ARGV[3] with expiry ARGV[4]; '0': delete), then compare-and-delete the lock. */
+/** While the lock is ours: optionally write (ARGV[2] '1': set ARGV[3] with expiry ARGV[4]; '0': delete), then delete the lock. */
 const UNLOCK_WITH_LUA = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
 if ARGV[2] == '1' then
   redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 elseif ARGV[2] == '0' then
   redis.call('DEL', KEYS[2])
 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-end
+redis.call('DEL', KEYS[1])
 return 1`;
 
 /** A Lua script sent by SHA, and in full only when the server does not know it yet (NOSCRIPT). */
@@ -345,14 +346,15 @@ export class RedisBus implements Bus {
     return r[0] === 1 ? { locked: true, value: r[1] ?? null } : { locked: false, value: null };
   }
 
-  async unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<void> {
+  async unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<boolean> {
     this.checkOpen();
     const mode = write === null ? '-' : write.value === null ? '0' : '1';
-    await unlockWithScript.run(
+    const done = await unlockWithScript.run(
       this.cmd,
       [this.key(lockKey), this.key(write?.key ?? lockKey)],
       [token, mode, write?.value ?? '', mode === '1' ? ttl(write!.ttlMs) : 0],
     );
+    return Number(done) === 1;
   }
 
   async ping(): Promise<boolean> {

@@ -385,7 +385,7 @@ export function busContract(name: string, make: () => Promise<BusFixture>): void
         expect(await n2.get(k)).to.equal('f');
       });
 
-      it('lockAndGet locks once across nodes and reads the key with the lock; unlockWith writes and frees only its own lock', async function () {
+      it('lockAndGet locks once across nodes and reads the key with the lock; unlockWith writes and frees only while the lock is its own', async function () {
         const n1 = await node();
         const n2 = await node();
         const lock = fresh('lock');
@@ -396,10 +396,10 @@ export function busContract(name: string, make: () => Promise<BusFixture>): void
         const winner = tries[0]!.locked ? { bus: n1, token: 't1' } : { bus: n2, token: 't2' };
         expect(tries.find((t) => t.locked)!.value).to.equal('v1');
         expect(tries.find((t) => !t.locked)!.value).to.equal(null); // no read without the lock
-        await winner.bus.unlockWith(lock, 'not-mine', { key: k, value: 'v2', ttlMs: 60_000 });
-        expect(await n1.get(k)).to.equal('v2'); // the write happens either way
-        expect(await n1.get(lock)).to.equal(winner.token); // ...but another's lock stays
-        await winner.bus.unlockWith(lock, winner.token, { key: k, value: null, ttlMs: 0 });
+        expect(await winner.bus.unlockWith(lock, 'not-mine', { key: k, value: 'v2', ttlMs: 60_000 })).to.equal(false);
+        expect(await n1.get(k)).to.equal('v1'); // a writer without the lock writes nothing
+        expect(await n1.get(lock)).to.equal(winner.token); // ...and another's lock stays
+        expect(await winner.bus.unlockWith(lock, winner.token, { key: k, value: null, ttlMs: 0 })).to.equal(true);
         expect(await n2.get(k)).to.equal(null); // value null deletes
         expect(await n2.get(lock)).to.equal(null);
         const absent = await n2.lockAndGet(lock, 't3', 150, k);
@@ -408,6 +408,23 @@ export function busContract(name: string, make: () => Promise<BusFixture>): void
         expect((await n1.lockAndGet(lock, 't4', 60_000, k)).locked).to.equal(true);
         await n1.unlockWith(lock, 't4', null);
         expect(await n1.get(lock)).to.equal(null);
+      });
+
+      // Found by npm run chaos (BOSH messages lost around a Redis restart): a locked section that
+      // outlived its lock (or a save the Redis client sent again after reconnecting) wrote its
+      // older state over the newer state of whoever took the lock next.
+      it('a write whose lock expired and was taken by another is not applied', async function () {
+        const n1 = await node();
+        const n2 = await node();
+        const lock = fresh('lock');
+        const k = fresh('state');
+        await n1.set(k, 'old', 60_000);
+        expect((await n1.lockAndGet(lock, 'slow', 150, k)).locked).to.equal(true);
+        await sleep(300); // n1's section outlives its lock
+        expect((await n2.lockAndGet(lock, 'next', 60_000, k)).locked).to.equal(true);
+        expect(await n2.unlockWith(lock, 'next', { key: k, value: 'newer', ttlMs: 60_000 })).to.equal(true);
+        expect(await n1.unlockWith(lock, 'slow', { key: k, value: 'stale', ttlMs: 60_000 })).to.equal(false);
+        expect(await n2.get(k)).to.equal('newer');
       });
 
       it('incr counts across nodes and expires ttl after the FIRST increment (a fixed window)', async function () {

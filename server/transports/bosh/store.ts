@@ -6,7 +6,8 @@
  * is two-level: an in-process queue (contenders on one node wait without touching the Bus), then
  * a Bus key set-if-absent with a short expiry (contenders across nodes retry with backoff). The
  * expiry only matters if a node dies holding the lock: the session is then stuck for LOCK_TTL_MS
- * at most, never forever.
+ * at most, never forever. A section that outlives its lock saves nothing (Bus.unlockWith checks
+ * the token before it writes) and fails, so its answer is never sent.
  */
 import { randomBytes } from 'node:crypto';
 import type { Bus } from '../../bus/bus.js';
@@ -20,7 +21,7 @@ const LOCK_TTL_MS = 3_000;
 /** 5 s: wait longer than a dead holder's lock lives, so the waiter gets it; then the client retries. */
 const LOCK_WAIT_MS = 5_000;
 
-/** The session could not be locked in time (another node is slow or died holding it). */
+/** The session could not be locked in time (another node is slow or died holding it), or its lock expired before the save. */
 export class LockTimeout extends Error {
   constructor(sid: string) {
     super(`BOSH session ${sid} is busy`);
@@ -92,14 +93,19 @@ export class SessionStore {
       backoff = Math.min(backoff * 2, 16);
     }
     let write: { key: string; value: string | null; ttlMs: number } | null = null;
+    let out: Outcome<T>;
     try {
-      const out = await fn(got.value ? (JSON.parse(got.value) as SessionState) : null);
+      out = await fn(got.value ? (JSON.parse(got.value) as SessionState) : null);
       if (out.drop) write = { key: this.key(sid), value: null, ttlMs: 0 };
       else if (out.save) write = { key: this.key(sid), value: JSON.stringify(out.save), ttlMs: storeTtlMs(out.save) };
-      return out.result;
-    } finally {
-      // Only releases what is still ours; if it expired and another node took it, it is left alone.
-      await this.bus.unlockWith(lockKey, token, write);
+    } catch (err) {
+      await this.bus.unlockWith(lockKey, token, null).catch(() => undefined);
+      throw err;
     }
+    // Saved only while the lock is still ours. If it expired (and another node may have moved the
+    // session on), nothing is saved and the result must not be answered: it was decided on a
+    // state that is no longer the session's. The client resends the rid, which runs afresh.
+    if (!(await this.bus.unlockWith(lockKey, token, write)) && write) throw new LockTimeout(sid);
+    return out.result;
   }
 }
