@@ -31,6 +31,8 @@ export class BoshUser implements Peer {
   /** Which session the requests belong to: answers of a dead session's requests change no counter. */
   private session = 0;
   private readonly queue: Outgoing[] = [];
+  /** What the requests out now carry (a new session sends it again). */
+  private readonly inflight = new Set<Outgoing[]>();
   private running = false;
   private sending = false;
   private partner = '';
@@ -129,16 +131,19 @@ export class BoshUser implements Peer {
       const batch = this.queue.splice(0);
       const session = this.session;
       this.outstanding++;
+      this.inflight.add(batch);
       this.post(batch.map((b) => b.stanza).join('')).then(
         (text) => {
+          this.inflight.delete(batch);
           if (session === this.session) this.outstanding--;
           for (const b of batch) this.ledger.acked(b.clientId);
           this.handle(text);
           this.pump();
         },
         (err: unknown) => {
+          const mine = this.inflight.delete(batch); // false: reopen() already sent it again
           if (session === this.session) this.outstanding--;
-          this.queue.unshift(...batch); // not known to be processed: send again, same ids
+          if (mine) this.queue.unshift(...batch); // not known to be processed: send again, same ids
           if (err instanceof SessionLost && this.running && session === this.session) this.reopen();
           else this.pump();
         },
@@ -149,14 +154,16 @@ export class BoshUser implements Peer {
 
   /**
    * The session is gone: a new one at once, as a client must (initial presence brings again what no
-   * device confirmed). The old session's other request is left to end by itself: its answer, if
-   * any, is still read, and what it carried is sent again.
+   * device confirmed). What the old session's requests carried goes again in the new one (same
+   * ids: stored once); its request still held somewhere is left to end by itself.
    */
   private reopen(): void {
     if (this.reconnecting) return;
     this.ledger.boshLost.push(this.ledger.now());
     this.session++;
     this.outstanding = 0;
+    for (const batch of this.inflight) this.queue.unshift(...batch);
+    this.inflight.clear();
     this.reconnecting = (async () => {
       for (let attempt = 0; this.running; attempt++) {
         try {
