@@ -7,6 +7,7 @@ import { errorHandler, notFound } from './http/errors.js';
 import { projectPath } from './paths.js';
 import { filesRouter } from './http/files.js';
 import { bodyDeadline } from './http/server.js';
+import { cleanText } from './http/text.js';
 import { boshRouter } from './transports/bosh/router.js';
 
 const PUBLIC_DIR = projectPath('public');
@@ -109,7 +110,7 @@ export function createApp(deps: Deps): Express {
   ];
   const api = apiRouter(deps);
   const files = filesRouter({ config, core: deps.core, db: deps.db, blobs: deps.blobs, log }, api.auth);
-  app.use('/api', cors(config.corsOrigins), noStore, ...parsers, api.router, files);
+  app.use('/api', cors(config.corsOrigins), noStore, ...parsers, cleanText, api.router, files);
   app.use('/api', notFound);
 
   app.use(boshRouter(deps).router); // BOSH (XEP-0124/0206): POST /http-bind and /bosh

@@ -6,8 +6,8 @@ import http from 'node:http';
  * client library: every microsecond it spends is one the servers do not get.
  */
 
-/** What a request answered: the status and the parsed JSON body (undefined when not JSON). */
-export type JsonResponse = { status: number; body: any };
+/** What a request answered: the status, the parsed JSON body (undefined when not JSON), and Retry-After in seconds when given. */
+export type JsonResponse = { status: number; body: any; retryAfter?: number };
 
 /** Options for one request. */
 export type RequestOptions = {
@@ -59,7 +59,8 @@ export class NodeClient {
             } catch {
               body = { unparsed: text.slice(0, 200) };
             }
-            resolve({ status: res.statusCode ?? 0, body });
+            const retryAfter = Number(res.headers['retry-after']);
+            resolve({ status: res.statusCode ?? 0, body, ...(Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfter } : {}) });
           });
         },
       );

@@ -103,7 +103,14 @@ export class Accounts {
    */
   async check(rawName: unknown, rawPassword: unknown): Promise<Principal | null> {
     if (typeof rawName !== 'string' || typeof rawPassword !== 'string' || rawPassword.length > 256) return null;
-    const row = await this.store.userByName(rawName.trim().toLowerCase());
+    const name = rawName.trim().toLowerCase();
+    // A name no account can have (a NUL from SASL PLAIN, say) is not looked up: it would only make
+    // the database refuse the query. The dummy hash keeps the answer as slow as a real miss.
+    if (!NAME.test(name)) {
+      await verifyPassword(rawPassword, dummyHash(this.cost));
+      return null;
+    }
+    const row = await this.store.userByName(name);
     const ok = await verifyPassword(rawPassword, row?.pass_hash ?? dummyHash(this.cost));
     if (!row || !ok) return null;
     const user = { id: Number(row.id), name: row.name };

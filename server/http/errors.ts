@@ -60,9 +60,21 @@ export function isOutage(err: unknown): boolean {
   return typeof message === 'string' && OUTAGE_MESSAGES.test(message);
 }
 
+// Postgres data exceptions that only bad input causes: text it cannot store (22021, 22P05), a
+// value that does not parse as its type (22P02), out of range (22003), too long (22001), bad
+// date/time (22007, 22008). Input is checked at the edge; one slipping past is still the client's.
+const BAD_INPUT_STATES = new Set(['22021', '22P05', '22P02', '22003', '22001', '22007', '22008']);
+
+/** A database error caused by the request's own values (a check the edge missed), not by the server. */
+export function isBadInput(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && BAD_INPUT_STATES.has(code);
+}
+
 /**
  * The last middleware: every error becomes `{error: {code, message}}`. An outage of the database
- * or Redis is 503 with Retry-After; other unknown errors are 500 and logged.
+ * or Redis is 503 with Retry-After; a value the database refused is 400; other unknown errors are
+ * 500 and logged.
  */
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
@@ -70,6 +82,10 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     if (!known && isOutage(err)) {
       log.warn({ err, method: req.method, url: req.path }, 'a backing service is unavailable');
       known = errors.unavailable('the database or Redis is unavailable; retry shortly');
+    } else if (!known && isBadInput(err)) {
+      // warn: the client gets its 400, and the missing check at the edge gets noticed.
+      log.warn({ err, method: req.method, url: req.path }, 'the database refused a value of the request');
+      known = errors.badRequest('a value of the request cannot be stored', 'bad_input');
     }
     if (res.headersSent) {
       // The path only: a query string may carry access_token (never logged).

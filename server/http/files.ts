@@ -17,6 +17,7 @@ import { processImage, type Thumbnail } from '../media/thumbnails.js';
 import { sealedStorage, setUploadTarget, type StoredFile } from '../media/upload.js';
 import { userOf } from './auth.js';
 import { sendJson } from './errors.js';
+import { requireCleanText } from './text.js';
 
 /** What the file routes need. */
 export interface FilesDeps {
@@ -128,6 +129,7 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
     const blobKeys = [file.blobKey];
     let recorded: string | undefined;
     try {
+      requireCleanText(req.body, 'the form'); // multipart fields are parsed here, after the edge's check
       if (file.size === 0) throw errors.badRequest('the file is empty', 'empty_file');
       const image = file.imageBytes ? await processImage(file.imageBytes, config.imagePixelLimit, log) : {};
       file.imageBytes = undefined; // let the bytes go before the message round trip

@@ -415,6 +415,23 @@ export function busContract(name: string, make: () => Promise<BusFixture>): void
         expect(await n1.get(lock)).to.equal(null);
       });
 
+      // Found by npm run chaos (BOSH messages lost around a Redis restart): a locked section that
+      // outlived its lock (or a save the Redis client sent again after reconnecting) wrote its
+      // older state over the newer state of whoever took the lock next.
+      it('a write whose lock expired and was taken by another is not applied', async function () {
+        const n1 = await node();
+        const n2 = await node();
+        const lock = fresh('lock');
+        const k = fresh('state');
+        await n1.set(k, 'old', 60_000);
+        expect((await n1.lockAndGet(lock, 'slow', 150, k)).locked).to.equal(true);
+        await sleep(300); // n1's section outlives its lock
+        expect((await n2.lockAndGet(lock, 'next', 60_000, k)).locked).to.equal(true);
+        expect(await n2.unlockWith(lock, 'next', { key: k, value: 'newer', ttlMs: 60_000 })).to.equal(true);
+        expect(await n1.unlockWith(lock, 'slow', { key: k, value: 'stale', ttlMs: 60_000 })).to.equal(false);
+        expect(await n2.get(k)).to.equal('newer');
+      });
+
       it('incr counts across nodes and expires ttl after the FIRST increment (a fixed window)', async function () {
         const n1 = await node();
         const n2 = await node();

@@ -216,14 +216,18 @@ export class BoshManager {
       }
     }
     if (userId !== null) await this.d.lot.enter(userId);
-    const hold: LocalHold = { sid, rid, reply, done: false, ctrl: new AbortController() };
     const key = `${sid} ${rid}`;
     const previous = this.holds.get(key);
+    const superseded = previous && !previous.done ? previous : undefined;
+    // The same rid again on this node: the client (or a proxy retrying) gave up on the first
+    // connection, or two requests of one made-up sid met. This one takes over, and its answer
+    // goes to both: a connection left open with no answer only ends when the proxy cuts it.
+    const both: Reply = superseded ? (r) => (superseded.reply(r), reply(r)) : reply;
+    const hold: LocalHold = { sid, rid, reply: both, done: false, ctrl: new AbortController() };
     this.holds.set(key, hold);
-    if (previous && !previous.done) {
-      // The same rid again on this node: the client gave up on the first connection.
-      previous.done = true;
-      previous.ctrl.abort(ANSWERED);
+    if (superseded) {
+      superseded.done = true;
+      superseded.ctrl.abort(ANSWERED);
     }
     let parked = false;
     try {

@@ -34,36 +34,49 @@ function write(res: Response, r: BoshResponse): void {
   res.end(bytes);
 }
 
-/** Read the whole body as UTF-8, at most `limit` bytes; null when too large, undefined when not UTF-8. */
-function readBody(req: Request, limit: number): Promise<string | null | undefined> {
+/**
+ * 1 MiB: a body over the limit but at most this large is still read to its end (and dropped)
+ * before the answer, and the connection kept. Answering and closing while a proxy is still
+ * sending it makes the proxy's write fail (nginx: "writev() failed (32: Broken pipe) while
+ * sending request to upstream", then a 502 instead of our policy-violation; seen in the chaos
+ * run). A larger one is answered at once and the connection closed: reading it only costs.
+ */
+const DRAIN_MAX = 1 << 20;
+
+/** What reading a body gave: its text, or why not (too large: whether it was read to its end). */
+type BodyRead = { text: string } | { tooLarge: true; drained: boolean } | { notUtf8: true };
+
+/** Read the whole body as UTF-8, at most `limit` bytes. */
+function readBody(req: Request, limit: number): Promise<BodyRead> {
   return new Promise((resolve) => {
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      req.resume(); // drain and discard; the answer goes out at once
-      return resolve(null);
+    if (Number.isFinite(declared) && declared > DRAIN_MAX) {
+      req.resume(); // discard; the answer goes out at once, with Connection: close
+      return resolve({ tooLarge: true, drained: false });
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    let over = false;
+    let over = Number.isFinite(declared) && declared > limit;
     req.on('data', (c: Buffer) => {
-      if (over) return;
       size += c.length;
+      if (size > DRAIN_MAX) return resolve({ tooLarge: true, drained: false }); // no Content-Length, and no end in sight
+      if (over) return;
       if (size > limit) {
         over = true;
         chunks.length = 0;
-        return resolve(null);
+        return;
       }
       chunks.push(c);
     });
     req.on('end', () => {
-      if (over) return;
+      if (over) return resolve({ tooLarge: true, drained: true });
       try {
-        resolve(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+        resolve({ text: new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)) });
       } catch {
-        resolve(undefined);
+        resolve({ notUtf8: true });
       }
     });
-    req.on('error', () => resolve(undefined));
+    req.on('error', () => resolve({ notUtf8: true }));
   });
 }
 
@@ -89,13 +102,13 @@ export function boshRouter(deps: Deps): { router: Router; manager: BoshManager }
     });
     router.post(path, async (req, res) => {
       corsHeaders(req, res, origins);
-      const raw = await readBody(req, limit);
-      if (raw === null) {
-        res.setHeader('Connection', 'close');
+      const read = await readBody(req, limit);
+      if ('tooLarge' in read) {
+        if (!read.drained) res.setHeader('Connection', 'close');
         return write(res, terminal('policy-violation', false));
       }
-      if (raw === undefined) return write(res, terminal('bad-request', false));
-      await manager.handle(raw, (r) => write(res, r), { address: addressOf(req) });
+      if ('notUtf8' in read) return write(res, terminal('bad-request', false));
+      await manager.handle(read.text, (r) => write(res, r), { address: addressOf(req) });
     });
   }
   return { router, manager };

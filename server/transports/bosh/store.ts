@@ -6,7 +6,8 @@
  * is two-level: an in-process queue (contenders on one node wait without touching the Bus), then
  * a Bus key set-if-absent with a short expiry (contenders across nodes retry with backoff). The
  * expiry only matters if a node dies holding the lock: the session is then stuck for LOCK_TTL_MS
- * at most, never forever.
+ * at most, never forever. A section that outlives its lock saves nothing (Bus.unlockWith checks
+ * the token before it writes) and fails, so its answer is never sent.
  */
 import { randomBytes } from 'node:crypto';
 import type { Bus } from '../../bus/bus.js';
@@ -20,7 +21,7 @@ const LOCK_TTL_MS = 3_000;
 /** 5 s: wait longer than a dead holder's lock lives, so the waiter gets it; then the client retries. */
 const LOCK_WAIT_MS = 5_000;
 
-/** The session could not be locked in time (another node is slow or died holding it). */
+/** The session could not be locked in time (another node is slow or died holding it), or its lock expired before the save. */
 export class LockTimeout extends Error {
   constructor() {
     super('a BOSH session is busy'); // no sid: messages end up in logs, and a sid is a credential
@@ -108,7 +109,7 @@ export class SessionStore {
     try {
       out = await fn(got.value ? (JSON.parse(got.value) as SessionState) : null);
     } catch (err) {
-      await this.bus.unlockWith(lockKey, token, null);
+      await this.bus.unlockWith(lockKey, token, null).catch(() => undefined);
       throw err;
     }
     const took = Date.now() - lockedAt;

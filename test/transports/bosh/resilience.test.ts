@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { as, PASSWORD, pollEvents, register } from '../../support/client.js';
 import { useStack } from '../../support/stack.js';
-import { BoshClient, post, sleep } from './helpers.js';
+import { BOSH_NS, BoshClient, post, sleep, within } from './helpers.js';
 
 const DOMAIN = 'localhost';
 
@@ -61,5 +61,33 @@ describe('BOSH under Heroku and node failure', function () {
     expect(Date.now() - t0).to.be.below(5000);
     const next = await c.send(`<iq xmlns='jabber:client' type='get' id='still'><ping xmlns='urn:xmpp:ping'/></iq>`);
     expect(next.text).to.contain("id='still'");
+  });
+
+  // Found by npm run chaos: of two requests with the same sid and rid on one node, the first was
+  // marked "given up" and never answered, so its connection stayed open until the client or the
+  // proxy cut it (nginx: a 504 after proxy_read_timeout). Junk with a made-up sid did it too.
+  it('the same sid and rid twice at once on one node: both requests are answered', async () => {
+    const junk = `<body xmlns='${BOSH_NS}' rid='1' sid='nosuchsid${Date.now()}'/>`;
+    const answers = await within(Promise.all(Array.from({ length: 8 }, () => post(A, junk))), 5000, 'eight requests of one unknown sid');
+    for (const a of answers) expect(a.text).to.contain("condition='item-not-found'");
+
+    const alice = await register(A, 'alice');
+    const bob = await register(A, 'bob');
+    const conv = (await as(A, bob).post('/api/conversations').send({ with: alice.name }).expect(201)).body.conversation;
+    const c = new BoshClient([A], DOMAIN);
+    await c.create();
+    await c.login(alice.name, PASSWORD);
+    await c.send(`<presence xmlns='jabber:client'/><iq xmlns='jabber:client' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    // The held request, and the same rid again (a proxy's retry) while the first is still open.
+    const req = c.build();
+    const first = post(A, req.xml);
+    await sleep(300);
+    const second = post(A, req.xml);
+    await sleep(300);
+    await as(A, bob).post(`/api/conversations/${conv.id}/messages`).send({ text: 'both of you' }).expect(201);
+    const [a1, a2] = await within(Promise.all([first, second]), 5000, 'both requests of one rid');
+    // Both get the one answer: bob's presence or his message, whichever reached alice's stream first.
+    expect(a2.stanzas.length, a2.text).to.be.greaterThan(0);
+    expect(a1.text).to.equal(a2.text);
   });
 });

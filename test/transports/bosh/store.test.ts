@@ -34,6 +34,34 @@ describe('BOSH shared session store', function () {
     }
   });
 
+  // Found by npm run chaos (BOSH messages lost around a Redis restart): a section that outlived
+  // its 3 s lock saved its older state over the newer one of the node that took the lock next,
+  // and answered from it. Now it saves nothing and fails, so the client resends and runs afresh.
+  it('a section that outlives its lock saves nothing and fails; the next holder\'s state stands', async function () {
+    this.timeout(15_000);
+    const hub = new LocalHub();
+    const buses = [new LocalBus({ log, hub }), new LocalBus({ log, hub })];
+    try {
+      const [slow, next] = buses.map((b) => new SessionStore(b)) as [SessionStore, SessionStore];
+      await slow.create(createSession('sid-slow', 10, negotiate({ ver: '1.6' }) as Negotiated, Date.now()));
+      const late = slow.update('sid-slow', async (cur) => {
+        await new Promise((r) => setTimeout(r, 3_500)); // past the lock's 3 s
+        cur!.lastRid = 1000;
+        return { result: 'answered from a stale state', save: cur };
+      });
+      const lateOutcome = late.then(() => 'saved', (err: unknown) => (err instanceof LockLost ? 'lock lost' : String(err)));
+      await new Promise((r) => setTimeout(r, 100));
+      await next.update('sid-slow', (cur) => {
+        cur!.lastRid = 11;
+        return { result: null, save: cur };
+      });
+      expect(await lateOutcome).to.equal('lock lost');
+      expect((await next.get('sid-slow'))!.lastRid).to.equal(11);
+    } finally {
+      for (const b of buses) await b.close();
+    }
+  });
+
   it('drops a session on request and sees nothing afterwards', async () => {
     const bus = new LocalBus({ log });
     try {
