@@ -20,6 +20,8 @@ const MAX_CLIENT_ID = 128;
 /** History pages: default and largest size. */
 export const HISTORY_DEFAULT = 50;
 export const HISTORY_MAX = 200;
+/** Conversation list pages: default and largest size. */
+export const LIST_MAX = 500;
 
 /** What a send needs besides the conversation. */
 export interface SendInput {
@@ -157,12 +159,28 @@ export class Messaging extends Conversations {
     );
   }
 
-  /** My conversations as the API lists them. */
-  async list(me: Principal): Promise<ConversationView[]> {
-    const rows = await this.store.conversationsOf(me.id);
-    const lastMessages = rows.map((r) => r.lastMessage).filter((m): m is StoredMessage => m !== null);
+  /**
+   * My conversations as the API lists them, most recently active first, a page at a time: at most
+   * `limit` (default and most: 500), after the `before` cursor a previous page gave as `next`.
+   */
+  async list(me: Principal, page: { limit?: unknown; before?: unknown } = {}): Promise<{ conversations: ConversationView[]; next: string | null }> {
+    const limit = page.limit === undefined || page.limit === '' ? LIST_MAX : Number(page.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > LIST_MAX) throw errors.badRequest(`limit must be 1-${LIST_MAX}`, 'bad_limit');
+    let after: { at: number; id: string } | null = null;
+    if (page.before !== undefined && page.before !== '') {
+      const m = typeof page.before === 'string' ? /^(\d{1,15})\.([\w-]{1,64})$/.exec(page.before) : null;
+      if (!m) throw errors.badRequest('before must be the `next` of an earlier page', 'bad_before');
+      after = { at: Number(m[1]), id: m[2]! };
+    }
+    // One order for every page: by last message, newest first (those without one last), then by id
+    const rows = (await this.store.conversationsOf(me.id))
+      .map((r) => ({ ...r, at: r.lastMessage?.sentAt.getTime() ?? 0 }))
+      .sort((a, b) => b.at - a.at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .filter((r) => !after || r.at < after.at || (r.at === after.at && r.id > after.id));
+    const shown = rows.slice(0, limit);
+    const lastMessages = shown.map((r) => r.lastMessage).filter((m): m is StoredMessage => m !== null);
     const rendered = new Map((await this.renderMessages(me, lastMessages)).map((m) => [m.conversation, m]));
-    return rows.map((r) => ({
+    const conversations = shown.map((r) => ({
       id: r.id,
       kind: r.kind,
       title: r.title,
@@ -172,6 +190,8 @@ export class Messaging extends Conversations {
       unread: r.unread,
       last_message: rendered.get(r.id) ?? null,
     }));
+    const last = shown[shown.length - 1];
+    return { conversations, next: rows.length > limit && last ? `${last.at}.${last.id}` : null };
   }
 
   /**

@@ -60,8 +60,9 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     sendJson(res, 200, { contacts: contacts.map(({ id: _id, ...c }) => c) });
   });
 
-  router.get('/conversations', auth, async (_req, res) => {
-    sendJson(res, 200, { conversations: await core.messaging.list(userOf(res)) });
+  router.get('/conversations', auth, async (req, res) => {
+    const { conversations, next } = await core.messaging.list(userOf(res), { limit: req.query['limit'], before: req.query['before'] });
+    sendJson(res, 200, next ? { conversations, next } : { conversations });
   });
 
   router.post('/conversations', auth, async (req, res) => {
