@@ -126,7 +126,7 @@
   }
 
   /** A client-side id for a message, unique enough that a retried send is recognised as the
-   *  same message by the server (PROTOCOL: client_id is unique per sender and conversation). */
+   *  same message by the server (docs/api.md: client_id is unique per sender and conversation). */
   function makeClientId() {
     var c = root.crypto || root.msCrypto, s = '', i, a;
     if (c && c.getRandomValues) {
@@ -677,7 +677,7 @@
     if (!this.token) { return; }
     if (err.status === 401) { return this._unauthorized(); }
     if (err.code === 'bad_cursor') {
-      // PROTOCOL: a cursor the server does not accept → poll without one.
+      // docs/api.md: a cursor the server does not accept → poll without one.
       this.cursor = null;
       this.storage.removeItem(this._key('cursor'));
       return this._schedulePoll(0);

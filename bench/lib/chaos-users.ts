@@ -285,7 +285,7 @@ export class PollingUser implements Peer {
           continue;
         }
         retryAfter = r.retryAfter;
-        if (r.status === 400 && r.body?.error?.code === 'bad_cursor') this.cursor = undefined; // PROTOCOL: poll again without one
+        if (r.status === 400 && r.body?.error?.code === 'bad_cursor') this.cursor = undefined; // docs/api.md: poll again without one
         this.ledger.refused[`poll ${r.status}`] = (this.ledger.refused[`poll ${r.status}`] ?? 0) + 1;
       } catch (err) {
         const code = (err as { code?: string }).code ?? 'error';

@@ -27,7 +27,7 @@ function field(req: Request, name: string): unknown {
   return b !== undefined ? b : req.query[name];
 }
 
-/** The JSON API of PROTOCOL.md: accounts, contacts, conversations, messages, events. */
+/** The JSON API (docs/api.md): accounts, contacts, conversations, messages, events. */
 export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typeof requireUser> } {
   const { core, store, lot } = deps;
   const router = Router();

@@ -28,7 +28,7 @@ export interface FilesDeps {
   log: Logger;
 }
 
-/** The attachment object of a message (PROTOCOL.md), as the sender's answer and every member's event carry it. */
+/** The attachment object of a message (docs/api.md), as the sender's answer and every member's event carry it. */
 export interface AttachmentView {
   id: string;
   name: string;

@@ -5,7 +5,7 @@ import { requireServices, unique } from '../support/services.js';
 import { startStack, type Stack } from '../support/stack.js';
 
 for (const backend of ['embedded', 'real'] as const) {
-  describe(`the PROTOCOL.md flow (${backend})`, function () {
+  describe(`the API flow of docs/api.md (${backend})`, function () {
     this.timeout(60_000);
     let stack: Stack;
     let url: string;
