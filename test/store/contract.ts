@@ -161,6 +161,21 @@ export function storeContract(name: string, make: (ctx: Mocha.Context) => Promis
       expect(positions.find((p) => p.userId === b.id)).to.include({ deliveredSeq: 3, readSeq: 0 });
     });
 
+
+    it('a poll acknowledging only what makes nothing delivered (my own message) moves my cursor at once; messages from others wait for acknowledge', async () => {
+      const a = await user();
+      const b = await user();
+      const c = await conversation('direct', [a.id, b.id]);
+      await store.sendBatch([msg(c, a.id)]);
+      const mine = await store.pollStart(a.id, null);
+      expect(mine).to.include({ acked: 0, needsDelivery: false });
+      expect(await store.pollStart(a.id, mine.head)).to.include({ head: mine.head, acked: 0, needsDelivery: false });
+      expect((await store.pollStart(a.id, null)).acked).to.equal(mine.head); // done on the spot
+      const theirs = await store.pollStart(b.id, null);
+      expect(await store.pollStart(b.id, theirs.head)).to.include({ acked: 0, needsDelivery: true });
+      expect((await store.pollStart(b.id, null)).acked).to.equal(0); // left to acknowledge, which sends the receipt
+      expect((await store.members([c])).find((p) => p.userId === b.id)).to.include({ deliveredSeq: 0 });
+    });
     it('consent: a member who has not accepted sends no read receipt (delivered still goes); sending accepts', async () => {
       const a = await user();
       const b = await user();
