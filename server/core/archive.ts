@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Blobs } from '../blobs/blobs.js';
 import { assertBlobKey } from '../blobs/blobs.js';
 import { SealedBlobs } from '../blobs/seal.js';
-import type { ArchiveChunk, Store, StoredMessage } from '../store/store.js';
+import { hasContent, type ArchiveChunk, type Store, type StoredMessage } from '../store/store.js';
 import type { Keyring } from './keys.js';
 import { Periodic } from './periodic.js';
 
@@ -182,7 +182,7 @@ export class Archive {
     for await (const part of await this.sealed.get(key, chunk.blobKey)) parts.push(part as Buffer);
     const rows = JSON.parse((await gunzipAsync(Buffer.concat(parts))).toString('utf8')) as ChunkMessage[];
     // Messages emptied once delivered (RETENTION=until-delivered) are no history
-    const messages = rows.map((r) => fromChunkMessage(chunk.conversationId, r)).filter((m) => m.body.length > 0);
+    const messages = rows.map((r) => fromChunkMessage(chunk.conversationId, r)).filter(hasContent);
     if (this.cache.size >= CACHE_CHUNKS) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(chunk.blobKey, messages);
     return messages;

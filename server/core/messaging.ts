@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { MemberPosition, NewMessage, SendOutcome, Singles, Store, StoredMessage } from '../store/store.js';
+import { hasContent, type MemberPosition, type NewMessage, type SendOutcome, type Singles, type Store, type StoredMessage } from '../store/store.js';
 import type { Principal } from './accounts.js';
 import type { Archive } from './archive.js';
 import { Conversations, newId } from './conversations.js';
@@ -217,7 +217,7 @@ export class Messaging extends Conversations {
       let text = '';
       try {
         // An empty body is a message emptied once delivered (RETENTION=until-delivered)
-        if (m.body.length > 0) text = this.keys.openText(key, m.conversationId, m.id, m.body);
+        if (hasContent(m)) text = this.keys.openText(key, m.conversationId, m.id, m.body);
       } catch (err) {
         this.log.error({ err, message: m.id }, 'message failed to open: wrong key or tampered row');
         text = '';

@@ -1,4 +1,4 @@
--- revision 3
+-- revision 4
 -- parley_advance: move members' delivered or read positions and tell the senders (receipt
 -- entries; no read receipt from a member who has not accepted the conversation: consent). Locks: the member rows in (conversation, user) order in one statement, then the users.
 CREATE OR REPLACE FUNCTION parley_advance(
@@ -23,13 +23,12 @@ BEGIN
     WHERE v.hi > CASE WHEN p_status = 'delivered' THEN m.delivered_seq ELSE m.read_seq END
   ),
   delivered AS (
-    UPDATE members SET delivered_seq = x.hi, delivered_at = v_at FROM moved x
+    UPDATE members SET delivered_seq = x.hi FROM moved x
     WHERE p_status = 'delivered' AND members.conversation_id = x.c AND members.user_id = x.u AND members.delivered_seq < x.hi
     RETURNING 1
   ),
   readm AS (
-    UPDATE members SET read_seq = x.hi, read_at = v_at, delivered_seq = greatest(members.delivered_seq, x.hi),
-      delivered_at = CASE WHEN members.delivered_seq < x.hi THEN v_at ELSE members.delivered_at END
+    UPDATE members SET read_seq = x.hi, delivered_seq = greatest(members.delivered_seq, x.hi)
     FROM moved x
     WHERE p_status = 'read' AND members.conversation_id = x.c AND members.user_id = x.u AND members.read_seq < x.hi
     RETURNING 1
