@@ -3,9 +3,8 @@
  * from another node (through this node's Bus channel), woken by the user's stream or an
  * ephemeral event (then flushed), or expired when `wait` runs out or the node shuts down.
  *
- * Holds are the only BOSH state that lives in memory, and only as HTTP connections: what an
- * answer carries is recorded in the shared session before it is sent, so a lost hold costs the
- * client a retry, never an event.
+ * A hold is only an HTTP connection: what an answer carries is recorded in the shared session
+ * before it is sent, so a lost hold costs the client a retry, never an event.
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../../bus/bus.js';
