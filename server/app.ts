@@ -113,7 +113,7 @@ export function createApp(deps: Deps): Express {
   app.use('/api', cors(config.corsOrigins), noStore, ...parsers, cleanText, api.router, files);
   app.use('/api', notFound);
 
-  app.use(boshRouter(deps).router); // BOSH (XEP-0124/0206): POST /http-bind and /bosh
+  app.use(boshRouter(deps)); // BOSH (XEP-0124/0206): POST /http-bind and /bosh
 
   // parley.js is the embeddable client (docs/client.md): pages of other sites load it.
   app.get('/parley.js', (_req, res, next) => {

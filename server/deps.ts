@@ -17,6 +17,7 @@ import { EmbeddedDatabase } from './store/embedded.js';
 import { migrate } from './store/migrate.js';
 import { PostgresDatabase, type PostgresOptions } from './store/postgres.js';
 import { Store } from './store/store.js';
+import { BoshManager } from './transports/bosh/binding.js';
 import { ParkingLot } from './transports/parking.js';
 
 /** Everything createApp needs, built from the configuration. */
@@ -30,6 +31,8 @@ export interface Deps {
   blobs: Blobs;
   core: Core;
   lot: ParkingLot;
+  /** The node's BOSH connection manager (its held requests, its Bus channel). */
+  bosh: BoshManager;
   metrics: Metrics;
 }
 
@@ -161,11 +164,24 @@ export async function assemble(
   });
   await core.start(() => lot.holding());
   lot.start();
-  return { config, log, db, store, bus, blobs, core, lot, metrics };
+  const bosh = new BoshManager({ core, lot, bus, nodeId: config.nodeId, domain: config.domain, log });
+  await bosh.start();
+  return { config, log, db, store, bus, blobs, core, lot, bosh, metrics };
+}
+
+/**
+ * The first step of a shutdown: every parked request (long polls, BOSH requests held before and
+ * after login) is answered now, and later ones at once; resolves when the BOSH ones are answered.
+ */
+export async function answerHeld(deps: Deps): Promise<void> {
+  deps.lot.closeAll();
+  await deps.bosh.close();
 }
 
 /** Stop what assemble started (parked requests answered first). */
 export async function disassemble(deps: Deps): Promise<void> {
+  await answerHeld(deps);
+  await deps.bosh.stop();
   await deps.lot.stop();
   await deps.core.stop();
   await deps.blobs.close();

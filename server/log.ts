@@ -3,7 +3,7 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 /**
  * Fields never written to the logs, wherever they appear one level down: BOSH sids and bearer
  * tokens are credentials (whoever reads a log line could resume the session). Log a tag instead
- * (bosh/manager.ts sidTag); URLs are logged as paths, without their query strings.
+ * (bosh/session.ts sidTag); URLs are logged as paths, without their query strings.
  */
 const REDACT = ['sid', '*.sid', 'token', '*.token', 'access_token', '*.access_token', 'authorization', '*.authorization', '*.headers.authorization'];
 

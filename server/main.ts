@@ -1,6 +1,6 @@
 import { createApp } from './app.js';
 import { deploymentWarnings, loadConfig } from './config.js';
-import { assemble, disassemble, openBus, openDatabase } from './deps.js';
+import { answerHeld, assemble, disassemble, openBus, openDatabase } from './deps.js';
 import { createServer } from './http/server.js';
 import { createLogger } from './log.js';
 import { DRAIN_MS, Drain } from './shutdown.js';
@@ -40,11 +40,12 @@ async function main(): Promise<void> {
       process.exit(1);
     }, DRAIN_MS + CLOSE_MS);
     force.unref();
-    // Parked polls answer now, and later ones at once (they re-poll, through the router, on
-    // another node); sends and uploads in flight get up to DRAIN_MS to finish
-    deps.lot.closeAll();
+    // Parked polls and held BOSH requests answer now, and later ones at once (they re-poll,
+    // through the router, on another node); sends and uploads in flight get up to DRAIN_MS to finish
+    const answered = answerHeld(deps);
     try {
       if (!(await drain.drain(DRAIN_MS))) log.warn({ requests: drain.requests }, 'requests still running after the drain; cutting them');
+      await answered;
       server.closeAllConnections();
       await disassemble(deps);
       await bus.close();

@@ -9,7 +9,7 @@ export const TARGETS = {
   nodeKillResumeMs: 2_000,
   /**
    * A BOSH session whose lock the killed node held waits for the lock to expire (LOCK_TTL_MS, 3 s,
-   * server/transports/bosh/store.ts) before any node can continue it; then one retry.
+   * server/transports/bosh/sessions.ts) before any node can continue it; then one retry.
    */
   boshNodeKillResumeMs: 4_000,
   redisResumeMs: 5_000,

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus.js';
 import type { Echoes, Heads } from '../store/store.js';
+import type { StreamEvent } from './events.js';
 
 /** The bus channel of a user's stream: "user U has news at N", or an ephemeral event (typing). */
 export function userChannel(userId: number): string {
@@ -12,8 +13,8 @@ export function userChannel(userId: number): string {
  * `event`: the entry at `head`, rendered for the user, when that commit gave them only that one.
  */
 export type Wake =
-  | { kind: 'head'; head: number; sentAt: number; echoOf?: string; event?: Record<string, unknown> }
-  | { kind: 'ephemeral'; event: Record<string, unknown> };
+  | { kind: 'head'; head: number; sentAt: number; echoOf?: string; event?: StreamEvent }
+  | { kind: 'ephemeral'; event: StreamEvent };
 
 /** Events carried by wake-ups: larger ones are left to be read from the database. */
 export const CARRY_MAX_BYTES = 8 * 1024;
@@ -27,12 +28,15 @@ export function encodeHead(head: number, at: number, echoOf?: string, event?: st
   return event === undefined ? line : `${line}\n${event}`;
 }
 
-/** Decode what arrives on a user channel; null for anything malformed. */
+/**
+ * Decode what arrives on a user channel; null for anything malformed. Carried events are trusted
+ * as StreamEvents: only Notifier publishes on user channels.
+ */
 export function decodeWake(payload: string): Wake | null {
   if (payload.startsWith('{')) {
     try {
       const event = JSON.parse(payload) as unknown;
-      return typeof event === 'object' && event !== null ? { kind: 'ephemeral', event: event as Record<string, unknown> } : null;
+      return typeof event === 'object' && event !== null ? { kind: 'ephemeral', event: event as StreamEvent } : null;
     } catch {
       return null;
     }
@@ -46,7 +50,7 @@ export function decodeWake(payload: string): Wake | null {
   if (nl >= 0) {
     try {
       const event = JSON.parse(payload.slice(nl + 1)) as unknown;
-      if (typeof event === 'object' && event !== null && !Array.isArray(event)) wake.event = event as Record<string, unknown>;
+      if (typeof event === 'object' && event !== null && !Array.isArray(event)) wake.event = event as StreamEvent;
     } catch {
       // a head without its event is still a wake-up: the poll reads the entry instead
     }
@@ -69,7 +73,8 @@ export class Notifier {
   /**
    * Tell every node with a parked request of these users where their streams now end. `events`:
    * for users who got exactly one entry, that entry as their poll would render it; it travels
-   * with the wake-up (when small) so the woken poll answers without reading it back.
+   * with the wake-up (when small) so the woken poll answers without reading it back. (Typed
+   * loosely: messaging builds its message events as records; they are MessageEvents.)
    */
   wake(heads: Heads, echoes?: Echoes, events?: ReadonlyMap<number, Record<string, unknown>>): void {
     if (heads.size === 0) return;
@@ -92,7 +97,7 @@ export class Notifier {
   }
 
   /** Send an event that is not stored (typing) to users' parked requests. */
-  ephemeral(userIds: readonly number[], event: Record<string, unknown>): void {
+  ephemeral(userIds: readonly number[], event: StreamEvent): void {
     if (userIds.length === 0) return;
     const payload = JSON.stringify(event);
     this.bus

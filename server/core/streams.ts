@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Store, StreamEntry } from '../store/store.js';
 import type { Principal } from './accounts.js';
 import { errors } from './errors.js';
+import type { ConversationChange, PresenceEvent, StreamEvent } from './events.js';
 import { GroupCommit } from './group-commit.js';
 import type { Messaging } from './messaging.js';
 import type { Notifier } from './notifier.js';
@@ -13,7 +14,7 @@ export const BATCH_LIMIT = 500;
 /** A batch of a user's stream as the API answers it. */
 export interface Batch {
   cursor: string;
-  events: Array<Record<string, unknown>>;
+  events: StreamEvent[];
   limited?: boolean;
 }
 
@@ -97,7 +98,7 @@ export class Streams {
     return { cursor: encodeCursor(after), events: [] };
   }
 
-  private async render(user: Principal, entries: readonly StreamEntry[]): Promise<Array<Record<string, unknown>>> {
+  private async render(user: Principal, entries: readonly StreamEntry[]): Promise<StreamEvent[]> {
     // A replay from an old cursor may reach entries whose message has since been archived
     const archived = await this.messaging.archive.find(
       entries.flatMap((e) =>
@@ -115,7 +116,7 @@ export class Streams {
     const byId = new Map(messages.map((m) => [m.id, m]));
     const convIds = entries.filter((e) => e.type === 'conversation' && e.conversationId).map((e) => e.conversationId!);
     const convs = new Map((await this.messaging.views(user, convIds)).map((c) => [c.id, c]));
-    const out: Array<Record<string, unknown>> = [];
+    const out: StreamEvent[] = [];
     for (const e of entries) {
       switch (e.type) {
         case 'message': {
@@ -128,15 +129,17 @@ export class Streams {
           out.push(receiptEvent(e.conversationId, e.payload));
           break;
         case 'presence':
-          out.push({ type: 'presence', ...e.payload });
+          out.push({ type: 'presence', ...e.payload } as PresenceEvent);
           break;
         case 'conversation': {
           const c = convs.get(e.conversationId!);
-          if (c) out.push({ type: 'conversation', conversation: c, change: e.payload?.change });
+          if (c) out.push({ type: 'conversation', conversation: c, change: e.payload?.change as ConversationChange | undefined });
           break;
         }
         default:
-          out.push({ type: e.type, ...e.payload });
+          // A type this release does not know (written by a newer one during a rolling deploy)
+          // passes through as stored: clients skip the types they do not know.
+          out.push({ type: e.type, ...e.payload } as unknown as StreamEvent);
       }
     }
     return out;

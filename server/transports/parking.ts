@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus.js';
 import { decodeWake, userChannel } from '../core/notifier.js';
+import type { StreamEvent } from '../core/events.js';
 
 /** The timer wheel turns every 250 ms: one timer for every parked request on the node. */
 const TICK_MS = 250;
@@ -40,7 +41,7 @@ export type WaitOutcome =
   | { kind: 'wake' }
   | { kind: 'timeout' }
   | { kind: 'closed' }
-  | { kind: 'ephemeral'; event: Record<string, unknown> };
+  | { kind: 'ephemeral'; event: StreamEvent };
 
 interface Waiter {
   after: number;
@@ -66,7 +67,7 @@ interface Slot {
   /** Highest position this node knows acknowledged. */
   acked: number;
   /** Events carried by wake-ups, by stream position; the oldest dropped past RECENT_MAX. */
-  recent: Map<number, Record<string, unknown>>;
+  recent: Map<number, StreamEvent>;
   handler: (payload: string) => void;
 }
 
@@ -219,10 +220,10 @@ export class ParkingLot {
   }
 
   /** The carried events for positions after+1 … head, when every one of them came with its wake-up; else null. */
-  cached(userId: number, after: number, head: number): Array<Record<string, unknown>> | null {
+  cached(userId: number, after: number, head: number): StreamEvent[] | null {
     const slot = this.slots.get(userId);
     if (!slot || head <= after || head - after > RECENT_MAX) return null;
-    const out: Array<Record<string, unknown>> = [];
+    const out: StreamEvent[] = [];
     for (let seq = after + 1; seq <= head; seq++) {
       const event = slot.recent.get(seq);
       if (!event) return null;

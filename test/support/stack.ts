@@ -11,7 +11,7 @@ import type { Bus } from '../../server/bus/bus.js';
 import { LocalBus } from '../../server/bus/local.js';
 import { RedisBus } from '../../server/bus/redis.js';
 import { loadConfig, type Config } from '../../server/config.js';
-import { assemble, disassemble, postgresOptions, redisOptions, redisTls, type Deps } from '../../server/deps.js';
+import { answerHeld, assemble, disassemble, postgresOptions, redisOptions, redisTls, type Deps } from '../../server/deps.js';
 import type { Database } from '../../server/store/db.js';
 import { migrate } from '../../server/store/migrate.js';
 import { PostgresDatabase } from '../../server/store/postgres.js';
@@ -98,7 +98,7 @@ export async function startStack(opts: { nodes?: number; backend: 'real' | 'embe
     const stop = async (graceful: boolean) => {
       if (dead) return;
       dead = true;
-      if (graceful) deps.lot.closeAll();
+      if (graceful) await answerHeld(deps);
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
       await disassemble(deps);

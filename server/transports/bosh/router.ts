@@ -8,7 +8,6 @@ import { Router, type Request, type Response } from 'express';
 import type { Deps } from '../../deps.js';
 import { addressOf } from '../../http/auth.js';
 import { terminal, type BoshResponse } from './body.js';
-import { BoshManager } from './manager.js';
 
 /** The paths BOSH answers on: /http-bind is what most clients default to, /bosh what Converse.js docs use. */
 export const BOSH_PATHS = ['/http-bind', '/bosh'];
@@ -80,17 +79,9 @@ function readBody(req: Request, limit: number): Promise<BodyRead> {
   });
 }
 
-/** Build the BOSH routes over the app's dependencies; the manager is exposed for shutdown and tests. */
-export function boshRouter(deps: Deps): { router: Router; manager: BoshManager } {
-  const manager = new BoshManager({
-    core: deps.core,
-    store: deps.store,
-    lot: deps.lot,
-    bus: deps.bus,
-    nodeId: deps.config.nodeId,
-    domain: deps.config.domain,
-    log: deps.log,
-  });
+/** Build the BOSH routes over the node's BOSH manager (deps.bosh, built and stopped with the dependencies). */
+export function boshRouter(deps: Deps): Router {
+  const manager = deps.bosh;
   const router = Router();
   const origins = deps.config.corsOrigins;
   // The BOSH body limit is the API's: a stanza carries at most a 16 KiB text.
@@ -111,5 +102,5 @@ export function boshRouter(deps: Deps): { router: Router; manager: BoshManager }
       await manager.handle(read.text, (r) => write(res, r), { address: addressOf(req) });
     });
   }
-  return { router, manager };
+  return router;
 }

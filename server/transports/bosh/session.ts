@@ -3,7 +3,7 @@
  * a sid) and the XEP-0124 rules as pure functions over it. No I/O, no clock: `now` is passed in,
  * so every rule is unit-tested without waiting.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 /** The BOSH namespace of every <body/>. */
 export const BOSH_NS = 'http://jabber.org/protocol/httpbind';
@@ -123,6 +123,20 @@ export interface Negotiated {
 /** An unpredictable sid: 128 random bits, URL- and attribute-safe. */
 export function newSid(): string {
   return randomBytes(16).toString('base64url');
+}
+
+/** A sid in the logs: a tag that tells sessions apart without being the session's key. */
+export function sidTag(sid: string): string {
+  return createHash('sha256').update(`log:${sid}`).digest('hex').slice(0, 12);
+}
+
+/**
+ * A session is one device: its own sent message, alone, does not wake its held request at once
+ * (the parking lot defers it, see ECHO_DEFER_MS there). Derived from the sid, not the sid itself,
+ * since the tag travels in wake-ups on the bus.
+ */
+export function deviceOf(sid: string): string {
+  return createHash('sha256').update(`bosh:${sid}`).digest('hex').slice(0, 16);
 }
 
 function parseIntAttr(v: string | undefined): number | null {

@@ -1,9 +1,10 @@
 /**
- * The XMPP subset Parley speaks over BOSH, both ways: stream events (PROTOCOL.md shapes) rendered
+ * The XMPP subset Parley speaks over BOSH, both ways: stream events (core/events.ts) rendered
  * as stanzas, and incoming stanzas parsed into commands for the core. Pure functions; the
  * manager does the I/O. Anything outside the subset becomes an explicit error or is ignored, as
  * RFC 6120/6121 prescribe for the stanza kind.
  */
+import type { StreamEvent } from '../../core/events.js';
 import { child, childElements, el, textOf, type XmlElement } from './xml.js';
 import { settle, rememberSeen, type SessionState } from './session.js';
 
@@ -49,25 +50,10 @@ export function parseJid(s: string | undefined): Jid | null {
 // ---------------------------------------------------------------------------------------------
 // Events → stanzas
 
-/** A stream event as PROTOCOL.md describes it (the long-poll JSON), which BOSH renders as XML. */
-export type ParleyEvent =
-  | { type: 'message'; message: ParleyMessage }
-  | { type: 'receipt'; conversation: string; user: string; status: 'delivered' | 'read'; up_to: number; at?: string }
-  | { type: 'presence'; user: string; online: boolean; last_seen?: string | null }
-  | { type: 'typing'; conversation: string; user: string }
-  | { type: 'conversation'; conversation: { id: string; kind?: string; members?: string[]; title?: string | null } }
-  | { type: string; [k: string]: unknown };
-
-/** A message as PROTOCOL.md describes it. */
-export interface ParleyMessage {
-  id: string;
-  conversation: string;
-  seq: number;
-  from: string;
-  text: string;
-  attachment?: { url: string; name?: string; type?: string } | null;
-  client_id?: string | null;
-  sent_at: string;
+/** A message's attachment link (the view's attachment is the stored one: an object with a url). */
+function attachmentUrl(attachment: unknown): string | undefined {
+  const url = typeof attachment === 'object' && attachment !== null ? (attachment as { url?: unknown }).url : undefined;
+  return typeof url === 'string' ? url : undefined;
 }
 
 /** What rendering needs besides the event. */
@@ -96,16 +82,17 @@ function groupJid(conversation: string, ctx: RenderContext): string {
  * Render one event for this session; mutates `s` (receipt bookkeeping, seen ids). Returns the
  * stanzas to send (possibly none: own direct messages, unknown event types).
  */
-export function renderEvent(ev: ParleyEvent, s: SessionState, ctx: RenderContext): XmlElement[] {
+export function renderEvent(ev: StreamEvent, s: SessionState, ctx: RenderContext): XmlElement[] {
   switch (ev.type) {
     case 'message': {
-      const m = (ev as { message: ParleyMessage }).message;
+      const m = ev.message;
       const group = ctx.kindOf(m.conversation) === 'group';
       // Own direct messages are not echoed (no carbons in the subset); MUC reflects own group messages.
       if (!group && m.from === ctx.myName) return [];
       const id = m.client_id || m.id;
       rememberSeen(s, id, m.conversation, m.seq);
-      const text = m.text || (m.attachment ? m.attachment.url : '');
+      const url = attachmentUrl(m.attachment);
+      const text = m.text || (url ?? '');
       const sent = Date.parse(m.sent_at);
       return [
         el(
@@ -118,7 +105,7 @@ export function renderEvent(ev: ParleyEvent, s: SessionState, ctx: RenderContext
             id,
           },
           el('body', {}, text),
-          m.attachment ? el('x', { xmlns: NS.oob }, el('url', {}, m.attachment.url)) : null,
+          url !== undefined ? el('x', { xmlns: NS.oob }, el('url', {}, url)) : null,
           el('markable', { xmlns: NS.markers }),
           el('stanza-id', { xmlns: NS.sid, id: m.id, by: group ? groupJid(m.conversation, ctx) : `${ctx.myName}@${ctx.domain}` }),
           Number.isFinite(sent) && ctx.now - sent > DELAY_MARK_MS ? el('delay', { xmlns: NS.delay, from: ctx.domain, stamp: new Date(sent).toISOString() }) : null,
@@ -126,36 +113,33 @@ export function renderEvent(ev: ParleyEvent, s: SessionState, ctx: RenderContext
       ];
     }
     case 'receipt': {
-      const r = ev as Extract<ParleyEvent, { type: 'receipt' }>;
-      if (r.user === ctx.myName) return [];
-      const { received, displayed } = settle(s, r.conversation, r.status, r.up_to);
-      const group = ctx.kindOf(r.conversation) === 'group';
-      const from = group ? `${groupJid(r.conversation, ctx)}/${r.user}` : `${r.user}@${ctx.domain}`;
+      if (ev.user === ctx.myName) return [];
+      const { received, displayed } = settle(s, ev.conversation, ev.status, ev.up_to);
+      const group = ctx.kindOf(ev.conversation) === 'group';
+      const from = group ? `${groupJid(ev.conversation, ctx)}/${ev.user}` : `${ev.user}@${ctx.domain}`;
       const type = group ? 'groupchat' : 'chat';
       const out = received.map((id) => el('message', { xmlns: NS.client, from, to: ctx.me, type }, el('received', { xmlns: NS.receipts, id })));
       if (displayed) out.push(el('message', { xmlns: NS.client, from, to: ctx.me, type }, el('displayed', { xmlns: NS.markers, id: displayed })));
       return out;
     }
     case 'presence': {
-      const p = ev as Extract<ParleyEvent, { type: 'presence' }>;
-      if (p.user === ctx.myName) return [];
-      return [el('presence', { xmlns: NS.client, from: `${p.user}@${ctx.domain}/${CONTACT_RESOURCE}`, to: ctx.me, type: p.online ? undefined : 'unavailable' })];
+      if (ev.user === ctx.myName) return [];
+      return [el('presence', { xmlns: NS.client, from: `${ev.user}@${ctx.domain}/${CONTACT_RESOURCE}`, to: ctx.me, type: ev.online ? undefined : 'unavailable' })];
     }
     case 'typing': {
-      const t = ev as Extract<ParleyEvent, { type: 'typing' }>;
-      if (t.user === ctx.myName) return [];
-      const group = ctx.kindOf(t.conversation) === 'group';
+      if (ev.user === ctx.myName) return [];
+      const group = ctx.kindOf(ev.conversation) === 'group';
       return [
         el(
           'message',
-          { xmlns: NS.client, type: group ? 'groupchat' : 'chat', from: group ? `${groupJid(t.conversation, ctx)}/${t.user}` : `${t.user}@${ctx.domain}`, to: ctx.me },
+          { xmlns: NS.client, type: group ? 'groupchat' : 'chat', from: group ? `${groupJid(ev.conversation, ctx)}/${ev.user}` : `${ev.user}@${ctx.domain}`, to: ctx.me },
           el('composing', { xmlns: NS.chatstates }),
         ),
       ];
     }
     case 'conversation': {
-      const c = (ev as Extract<ParleyEvent, { type: 'conversation' }>).conversation;
-      if (c.kind !== 'direct' || !c.members) return [];
+      const c = ev.conversation;
+      if (c.kind !== 'direct') return [];
       const peer = c.members.find((n) => n !== ctx.myName);
       if (!peer) return [];
       // A new direct conversation is a new contact: a roster push (RFC 6121 §2.1.6).

@@ -90,19 +90,19 @@ describe('XMPP subset', function () {
       const s = fresh();
       track(s, { conversation: 'c1', seq: 3, id: 'a', receipt: true, markable: true });
       track(s, { conversation: 'c1', seq: 4, id: 'b', receipt: true, markable: true });
-      const rec = renderEvent({ type: 'receipt', conversation: 'c1', user: 'alice', status: 'delivered', up_to: 4 }, s, ctx({ c1: 'direct' })).map(serialize);
+      const rec = renderEvent({ type: 'receipt', conversation: 'c1', user: 'alice', status: 'delivered', up_to: 4, at: '2026-01-01T00:00:05Z' }, s, ctx({ c1: 'direct' })).map(serialize);
       expect(rec).to.deep.equal([
         `<message xmlns='jabber:client' from='alice@${D}' to='bob@${D}/web' type='chat'><received xmlns='urn:xmpp:receipts' id='a'/></message>`,
         `<message xmlns='jabber:client' from='alice@${D}' to='bob@${D}/web' type='chat'><received xmlns='urn:xmpp:receipts' id='b'/></message>`,
       ]);
-      const read = renderEvent({ type: 'receipt', conversation: 'c1', user: 'alice', status: 'read', up_to: 4 }, s, ctx({ c1: 'direct' })).map(serialize);
+      const read = renderEvent({ type: 'receipt', conversation: 'c1', user: 'alice', status: 'read', up_to: 4, at: '2026-01-01T00:00:06Z' }, s, ctx({ c1: 'direct' })).map(serialize);
       expect(read).to.deep.equal([`<message xmlns='jabber:client' from='alice@${D}' to='bob@${D}/web' type='chat'><displayed xmlns='urn:xmpp:chat-markers:0' id='b'/></message>`]);
     });
     it('presence and typing', function () {
-      expect(serialize(renderEvent({ type: 'presence', user: 'alice', online: false }, fresh(), ctx())[0]!)).to.equal(
+      expect(serialize(renderEvent({ type: 'presence', user: 'alice', online: false, last_seen: '2026-01-01T00:00:07Z' }, fresh(), ctx())[0]!)).to.equal(
         `<presence xmlns='jabber:client' from='alice@${D}/parley' to='bob@${D}/web' type='unavailable'/>`,
       );
-      expect(serialize(renderEvent({ type: 'typing', conversation: 'c1', user: 'alice' }, fresh(), ctx({ c1: 'direct' }))[0]!)).to.contain(
+      expect(serialize(renderEvent({ type: 'typing', conversation: 'c1', user: 'alice', at: '2026-01-01T00:00:08Z' }, fresh(), ctx({ c1: 'direct' }))[0]!)).to.contain(
         `<composing xmlns='http://jabber.org/protocol/chatstates'/>`,
       );
     });

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { pino } from 'pino';
 import { LocalBus, LocalHub } from '../../../server/bus/local.js';
 import { createSession, negotiate, type Negotiated } from '../../../server/transports/bosh/session.js';
-import { LockLost, SessionStore } from '../../../server/transports/bosh/store.js';
+import { LockLost, SessionStore } from '../../../server/transports/bosh/sessions.js';
 
 const log = pino({ level: 'silent' });
 

@@ -1,0 +1,225 @@
+/**
+ * The XMPP side of a BOSH session: the stanzas of a request run against the core (SASL, bind,
+ * roster, presence, messages, chat states, markers, IQs), and stream events rendered as stanzas
+ * for the session. Works on the session state it is given, under the session lock the binding
+ * holds; what it answers goes to the session's out-queue.
+ */
+import type { Logger } from 'pino';
+import type { Principal } from '../../core/accounts.js';
+import type { Core } from '../../core/core.js';
+import { AppError } from '../../core/errors.js';
+import type { StreamEvent } from '../../core/events.js';
+import { deviceOf, track, type SessionState } from './session.js';
+import {
+  CONTACT_RESOURCE, decodePlain, NS, parseStanza, renderEvent, rosterItem, stanzaError, type Command, type Target,
+} from './stanzas.js';
+import { el, serialize, type XmlElement } from './xml.js';
+
+/**
+ * Failed SASL attempts per session before the stream ends (RFC 6120 §6.4.5: allow a
+ * configurable number of retries, at least 2 and at most 5, then a policy-violation stream error).
+ */
+export const MAX_AUTH_FAILURES = 3;
+/** Conversation kinds never change: cache them per node (bounded). */
+const KIND_CACHE_MAX = 50_000;
+/** Direct conversation ids per (user, peer), per node (bounded). */
+const DIRECT_CACHE_MAX = 50_000;
+
+/** Where a request came from (the router knows HTTP; the manager only this). */
+export interface Origin {
+  /** The client's address, for the per-address limits (session creation, SASL). */
+  address: string;
+}
+
+/** The session's user once SASL succeeded; its device is the session. */
+export function principalOf(s: SessionState): Principal | null {
+  return s.userId !== null && s.name !== null ? { id: s.userId, name: s.name, device: deviceOf(s.sid) } : null;
+}
+
+/** Stanzas in, core calls; events in, stanzas out. One per node (its caches are the node's). */
+export class Xmpp {
+  private readonly kinds = new Map<string, 'direct' | 'group'>();
+  private readonly directs = new Map<string, string>();
+
+  constructor(private readonly core: Core, private readonly domain: string, private readonly log: Logger) {}
+
+  /** Run one stanza. Returns a stream error condition when the stream must end. */
+  async command(s: SessionState, st: XmlElement, origin: Origin): Promise<string | null> {
+    const cmd = parseStanza(st, this.domain);
+    const me = principalOf(s);
+    const jid = me ? `${me.name}@${this.domain}${s.resource ? `/${s.resource}` : ''}` : '';
+    if (cmd.kind !== 'auth' && !me) return 'not-authorized'; // RFC 6120 §6.4: nothing before SASL
+    if (cmd.kind === 'auth') return this.auth(s, cmd.mechanism, cmd.data, origin);
+    try {
+      // Each stanza spends the user's request budget, as a JSON API request does.
+      this.core.limits.request(me!.id);
+      await this.run(s, cmd, me, jid);
+    } catch (err) {
+      const condition = err instanceof AppError ? appErrorCondition(err) : 'internal-server-error';
+      if (!(err instanceof AppError)) this.log.error({ err }, 'stanza failed');
+      if (cmd.kind !== 'ignore' && cmd.kind !== 'presence') {
+        queue(s, serialize(stanzaError(st, condition, condition === 'internal-server-error' ? 'wait' : 'cancel', jid, this.domain)));
+      }
+    }
+    return null;
+  }
+
+  /** Render stream events for this session (kinds of unknown conversations looked up first). */
+  async render(s: SessionState, me: Principal, events: readonly StreamEvent[], now: number): Promise<string[]> {
+    const unknown = new Set<string>();
+    for (const ev of events) {
+      const conv = ev.type === 'message' ? ev.message.conversation : ev.type === 'receipt' || ev.type === 'typing' ? ev.conversation : undefined;
+      if (typeof conv === 'string' && !this.kinds.has(conv)) unknown.add(conv);
+      if (ev.type === 'conversation') this.cacheKind(ev.conversation.id, ev.conversation.kind);
+    }
+    if (unknown.size) for (const [id, kind] of await this.core.messaging.kindsOf([...unknown])) this.cacheKind(id, kind);
+    const ctx = {
+      domain: this.domain,
+      me: `${me.name}@${this.domain}/${s.resource ?? ''}`,
+      myName: me.name,
+      kindOf: (c: string) => this.kinds.get(c),
+      peerOf: () => undefined,
+      now,
+    };
+    return events.flatMap((ev) => renderEvent(ev, s, ctx).map(serialize));
+  }
+
+  private cacheKind(id: string, kind: 'direct' | 'group'): void {
+    if (this.kinds.size >= KIND_CACHE_MAX) this.kinds.clear();
+    this.kinds.set(id, kind);
+  }
+
+  private async run(s: SessionState, cmd: Command, me: Principal | null, jid: string): Promise<void> {
+    const core = this.core;
+    const result = (id: string, ...children: XmlElement[]) =>
+      queue(s, serialize(el('iq', { xmlns: NS.client, type: 'result', id, to: jid || undefined, from: this.domain }, ...children)));
+    switch (cmd.kind) {
+      case 'auth':
+        return; // handled by command()
+      case 'bind': {
+        if (s.auth !== 'authed') {
+          queue(s, serialize(el('iq', { xmlns: NS.client, type: 'error', id: cmd.id }, el('error', { type: 'cancel' }, el('not-allowed', { xmlns: NS.stanzas })))));
+          return;
+        }
+        s.resource = /^[\x21-\x7e]{1,64}$/.test(cmd.resource) ? cmd.resource : `parley-${Math.random().toString(36).slice(2, 10)}`;
+        s.auth = 'bound';
+        queue(s, serialize(el('iq', { xmlns: NS.client, type: 'result', id: cmd.id }, el('bind', { xmlns: NS.bind }, el('jid', {}, `${me!.name}@${this.domain}/${s.resource}`)))));
+        return;
+      }
+      case 'session':
+      case 'ping':
+        return result(cmd.id);
+      case 'disco':
+        return result(
+          cmd.id,
+          el('query', { xmlns: NS.discoInfo }, el('identity', { category: 'server', type: 'im', name: 'Parley' }),
+            ...[NS.discoInfo, NS.ping, NS.receipts, NS.markers, NS.chatstates].map((v) => el('feature', { var: v }))),
+        );
+      case 'roster': {
+        const contacts = await core.contacts.of(me!);
+        return result(cmd.id, el('query', { xmlns: NS.roster }, ...contacts.map((c) => rosterItem(c.name, this.domain))));
+      }
+      case 'send': {
+        const conversation = await this.conversationOf(me!, cmd.to);
+        const { message } = await core.messaging.send(me!, conversation, { text: cmd.text, clientId: cmd.id });
+        if (cmd.id && (cmd.receipt || cmd.markable)) {
+          track(s, { conversation, seq: message.seq, id: cmd.id, receipt: cmd.receipt, markable: cmd.markable });
+        }
+        return;
+      }
+      case 'typing':
+        return core.messaging.typing(me!, await this.conversationOf(me!, cmd.to));
+      case 'displayed': {
+        const seen = s.seen.find(([id]) => id === cmd.id);
+        if (seen) await core.messaging.markRead(me!, seen[1], seen[2]);
+        return;
+      }
+      case 'presence': {
+        if (!cmd.available) {
+          s.available = false;
+          return;
+        }
+        if (!s.available) {
+          s.available = true;
+          // From the oldest event no device of mine has confirmed: offline messages arrive now.
+          const start = await core.streams.start(me!, undefined);
+          s.sentCursor = Math.max(start, s.sentCursor ?? 0);
+          s.cursor = Math.max(start, s.cursor ?? 0);
+          // contacts who do not share their presence with me show as offline
+          for (const c of await core.contacts.of(me!)) {
+            if (c.online) {
+              queue(s, serialize(el('presence', { xmlns: NS.client, from: `${c.name}@${this.domain}/${CONTACT_RESOURCE}`, to: jid })));
+            }
+          }
+        }
+        return;
+      }
+      case 'error':
+        queue(s, serialize(stanzaError(cmd.stanza, cmd.condition, cmd.type, jid, this.domain)));
+        return;
+      case 'ignore':
+        return;
+    }
+  }
+
+  /**
+   * SASL PLAIN through the one login rule (the JSON login's counters: failures over BOSH and over
+   * /api/login add up). Returns a stream error once the session failed MAX_AUTH_FAILURES times.
+   */
+  private async auth(s: SessionState, mechanism: string, data: string, origin: Origin): Promise<string | null> {
+    const fail = (condition: string): string | null => {
+      queue(s, serialize(el('failure', { xmlns: NS.sasl }, el(condition, {}))));
+      s.authFailures = (s.authFailures ?? 0) + 1;
+      return s.authFailures >= MAX_AUTH_FAILURES ? 'policy-violation' : null;
+    };
+    if (s.auth !== 'none') return fail('aborted');
+    if (mechanism !== 'PLAIN') return fail('invalid-mechanism');
+    const creds = decodePlain(data, this.domain);
+    if (!creds) return fail('incorrect-encoding');
+    let user: Principal;
+    try {
+      user = await this.core.logins.verify(creds.name, creds.password, origin.address);
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      return fail(err.status === 429 ? 'temporary-auth-failure' : 'not-authorized');
+    }
+    s.auth = 'authed';
+    s.userId = user.id;
+    s.name = user.name;
+    queue(s, serialize(el('success', { xmlns: NS.sasl })));
+    return null;
+  }
+
+  /** The conversation a message goes to: the direct one with a user (created on first use), or a group. */
+  private async conversationOf(me: Principal, to: Target): Promise<string> {
+    if (to.kind === 'group') return to.conversation;
+    const key = `${me.id} ${to.name}`;
+    const cached = this.directs.get(key);
+    if (cached) return cached;
+    await this.core.limits.conversation(me.id);
+    const { id } = await this.core.messaging.directId(me, to.name);
+    if (this.directs.size >= DIRECT_CACHE_MAX) this.directs.clear();
+    this.directs.set(key, id);
+    this.cacheKind(id, 'direct');
+    return id;
+  }
+}
+
+/** Queue a stanza for the session's next answer. */
+export function queue(s: SessionState, stanza: string): void {
+  s.outq.push(stanza);
+}
+
+/** Map a core error to an XMPP stanza error condition (RFC 6120 §8.3.3). */
+function appErrorCondition(err: AppError): string {
+  switch (err.status) {
+    case 400: return 'bad-request';
+    case 401: return 'not-authorized';
+    case 403: return 'forbidden';
+    case 404: return 'item-not-found';
+    case 409: return 'conflict';
+    case 413: return 'not-acceptable';
+    case 429: return 'resource-constraint';
+    default: return 'internal-server-error';
+  }
+}
