@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -152,6 +152,13 @@ export async function startPostgres(opts: { ssl?: Certs } = {}): Promise<{ port:
   writeFileSync(path.join(data, 'postgresql.auto.conf'), conf.join('\n') + '\n');
   const server = run(path.join(bin, 'postgres'), ['-D', data], { asPostgres: true });
   await waitPort(port, server, 30_000);
+  // The port opens before the server accepts sessions ("the database system is starting up")
+  for (const until = Date.now() + 30_000; ; ) {
+    const ready = spawnSync(path.join(bin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(port), '-q']).status === 0;
+    if (ready) break;
+    if (Date.now() > until) throw new Error(`PostgreSQL on ${port} never accepted connections:\n${server.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return {
     port,
     async stop() {
