@@ -24,6 +24,7 @@ import { freePort, rssBytes, startNode, stopNode, waitReady, type RunningNode } 
 import { checkServices, deleteKeys, dropSchema } from './lib/services.js';
 import { ms, round, summarise } from './lib/stats.js';
 import { runPool, Workload, type User } from './lib/workload.js';
+import { sleep } from './lib/sleep.js';
 
 /** The issue's targets: within 30% of long-poll throughput, under 40 KiB per idle session, no session lost. */
 const TARGETS = { throughputShareOfLongPoll: 0.7, kibPerSession: 40, sessionsLost: 0 };
@@ -33,7 +34,6 @@ const STOP_GRACE_MS = 15_000;
 const READY_TIMEOUT_MS = 60_000;
 
 const say = (msg: string): void => void process.stderr.write(`[bosh ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function options() {
   const { values } = parseArgs({

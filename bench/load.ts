@@ -26,6 +26,7 @@ import { diffTables, PgWatch, type PgActivity, type TableCounters } from './lib/
 import { checkServices, deleteKeys, dropSchema } from './lib/services.js';
 import { ms, round, summarise, type LatencySummary } from './lib/stats.js';
 import { Workload } from './lib/workload.js';
+import { sleep } from './lib/sleep.js';
 
 /** The issue's targets for this first cut. */
 const TARGETS = { deliveredPerSecond: 2000, p99Ms: 100, lost: 0, kibPerParked: 30 };
@@ -46,7 +47,6 @@ const SETTLE_TIMEOUT_MS = 60_000;
 const say = (msg: string): void => {
   process.stderr.write(`[load ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
 };
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function options() {
   const { values } = parseArgs({

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { isRetryable, type JsonResponse, type NodeClient } from './client.js';
+import { sleep } from './sleep.js';
 
 /**
  * The benchmark's users: registration, direct conversations across nodes, a long-poll loop per
@@ -63,8 +64,6 @@ export type WorkloadOptions = {
 
 /** Counters of things that should not happen, keyed by what happened ("send 500 internal", "poll ECONNRESET"). */
 export type Problems = Record<string, number>;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Run `fn` over `items` with at most `concurrency` in flight; the first failure stops the rest and rejects. */
 export async function runPool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
