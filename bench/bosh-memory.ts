@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from './lib/nodes.js';
 import { deleteKeys, dropSchema } from './lib/services.js';
-import { runPool } from './lib/workload.js';
+import { runPool } from './lib/pool.js';
 import { sleep } from './lib/sleep.js';
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '200' }, 'database-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' }, 'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' } } });

@@ -26,7 +26,7 @@ import { missingPrograms, Nginx, Postgres, RedisServer, type RedisRestart } from
 import { missed, print, report, type Report } from './lib/chaos-report.js';
 import { flood } from './lib/malformed.js';
 import { freePort, startNode, stopNode, waitReady, type RunningNode, type ServerMode } from './lib/nodes.js';
-import { runPool } from './lib/workload.js';
+import { runPool } from './lib/pool.js';
 import { sleep } from './lib/sleep.js';
 
 const say = (msg: string): void => void process.stderr.write(`[chaos ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
