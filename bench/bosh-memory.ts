@@ -14,13 +14,13 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from './lib/nodes.js';
 import { deleteKeys, dropSchema } from './lib/services.js';
-import { runPool } from './lib/workload.js';
+import { runPool } from './lib/pool.js';
+import { sleep } from './lib/sleep.js';
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '200' }, 'database-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' }, 'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' } } });
 const N = Number(values.users);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const say = (m: string) => void process.stderr.write(`[bosh-memory] ${m}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const BOSH = 'http://jabber.org/protocol/httpbind';
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: N * 2 + 16 });

@@ -12,28 +12,28 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { projectPath } from '../server/paths.js';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { projectPath } from '../server/paths.js';
+import { Bench, DOMAIN, Session, type Rec } from './lib/bosh-session.js';
 import { NodeClient } from './lib/client.js';
-import { freePort, rssBytes, startNode, stopNode, waitReady, type RunningNode } from './lib/nodes.js';
+import { rssBytes, stopNode, type RunningNode } from './lib/nodes.js';
+import { runPool } from './lib/pool.js';
+import { onInterrupt, runMain, startPair } from './lib/run.js';
 import { checkServices, deleteKeys, dropSchema } from './lib/services.js';
+import { sleep } from './lib/sleep.js';
 import { ms, round, summarise } from './lib/stats.js';
-import { runPool, Workload, type User } from './lib/workload.js';
+import { Workload } from './lib/workload.js';
 
 /** The issue's targets: within 30% of long-poll throughput, under 40 KiB per idle session, no session lost. */
 const TARGETS = { throughputShareOfLongPoll: 0.7, kibPerSession: 40, sessionsLost: 0 };
-const BOSH = 'http://jabber.org/protocol/httpbind';
-const DOMAIN = 'localhost';
 const STOP_GRACE_MS = 15_000;
 const READY_TIMEOUT_MS = 60_000;
 
 const say = (msg: string): void => void process.stderr.write(`[bosh ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function options() {
   const { values } = parseArgs({
@@ -81,128 +81,6 @@ function options() {
   return o;
 }
 
-/** A sent message and what became of it. */
-type Rec = { t0: number; recipient: number; measured: boolean; processedAt?: number; receivedAt?: number };
-
-/** One user's BOSH session: at most two requests out (hold=1), alternating nodes request by request. */
-class Session {
-  rid = 1 + Math.floor(Math.random() * 1e9);
-  sid = '';
-  outstanding = 0;
-  turn: number;
-  lost = false;
-  stopped = false;
-  requests = 0;
-  /** Resolves the senders waiting for the previous held request to come back (= the server processed their message). */
-  private onAnswer: Array<() => void> = [];
-
-  constructor(readonly u: User, private readonly agents: http.Agent[], private readonly ports: number[], private readonly bench: Bench) {
-    this.turn = u.i % 2;
-  }
-
-  post(inner: string, attrs = ''): Promise<string> {
-    const node = this.turn++ % 2;
-    const body = inner ? `<body xmlns='${BOSH}' rid='${this.rid++}' sid='${this.sid}'${attrs}>${inner}</body>` : `<body xmlns='${BOSH}' rid='${this.rid++}' sid='${this.sid}'${attrs}/>`;
-    this.requests++;
-    return rawPost(this.agents[node]!, this.ports[node]!, body);
-  }
-
-  async open(password: string): Promise<void> {
-    const node = this.turn++ % 2;
-    const created = await rawPost(this.agents[node]!, this.ports[node]!, `<body xmlns='${BOSH}' xmlns:xmpp='urn:xmpp:xbosh' rid='${this.rid++}' to='${DOMAIN}' wait='60' hold='1' ver='1.6' xmpp:version='1.0'/>`);
-    this.sid = /sid='([^']+)'/.exec(created)?.[1] ?? '';
-    if (!this.sid) throw new Error(`no sid: ${created}`);
-    const auth = await this.post(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${this.u.name}\0${password}`).toString('base64')}</auth>`);
-    if (!auth.includes('<success')) throw new Error(`auth ${this.u.name}: ${auth}`);
-    await this.post('', ` xmlns:xmpp='urn:xmpp:xbosh' xmpp:restart='true'`);
-    const bind = await this.post(`<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>bench</resource></bind></iq>`);
-    if (!bind.includes('<jid>')) throw new Error(`bind ${this.u.name}: ${bind}`);
-    const pres = await this.post(`<presence xmlns='jabber:client'/><iq xmlns='jabber:client' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`);
-    this.handle(pres);
-  }
-
-  /** Keep one request held, like Strophe: a new empty one whenever none is out. */
-  poll(): void {
-    if (this.stopped || this.lost || this.outstanding > 0) return;
-    this.launch('');
-  }
-
-  /** Send a message in a new request; resolves once the server has processed it (the older held request comes back). */
-  async send(stanza: string): Promise<boolean> {
-    if (this.outstanding !== 1 || this.lost) return false;
-    const processed = new Promise<void>((r) => this.onAnswer.push(r));
-    this.launch(stanza);
-    await processed;
-    return true;
-  }
-
-  private launch(inner: string): void {
-    this.outstanding++;
-    this.post(inner).then(
-      (text) => {
-        this.outstanding--;
-        for (const w of this.onAnswer.splice(0)) w();
-        this.handle(text);
-        this.poll();
-      },
-      (err: Error) => {
-        this.outstanding--;
-        for (const w of this.onAnswer.splice(0)) w();
-        if (!this.stopped) this.bench.problem(`request ${(err as { code?: string }).code ?? err.message}`);
-        this.lost = true;
-      },
-    );
-  }
-
-  handle(text: string): void {
-    if (text.includes("type='terminate'")) {
-      if (!this.stopped) {
-        this.lost = true;
-        this.bench.problem(`terminated ${/condition='([^']+)'/.exec(text)?.[1] ?? ''}`);
-      }
-      return;
-    }
-    const now = performance.now();
-    for (const m of text.matchAll(/<body>([^ <]+) /g)) this.bench.received(this.u.i, m[1]!, now);
-  }
-}
-
-function rawPost(agent: http.Agent, port: number, body: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const payload = Buffer.from(body);
-    const req = http.request(
-      { host: '127.0.0.1', port, path: '/http-bind', method: 'POST', agent, headers: { 'content-type': 'text/xml; charset=utf-8', 'content-length': payload.length } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-        res.on('error', reject);
-      },
-    );
-    req.setTimeout(40_000, () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-/** The bookkeeping of a run. */
-class Bench {
-  readonly sent = new Map<string, Rec>();
-  readonly problems: Record<string, number> = {};
-  duplicates = 0;
-  unknown = 0;
-  problem(what: string): void {
-    this.problems[what] = (this.problems[what] ?? 0) + 1;
-  }
-  received(recipient: number, id: string, now: number): void {
-    const r = this.sent.get(id);
-    if (!r) return void this.unknown++;
-    if (r.receivedAt !== undefined) return void this.duplicates++;
-    if (r.recipient !== recipient) this.problem('misdelivered');
-    r.receivedAt = now;
-  }
-}
-
 /** The newest closed-loop, unprofiled long-poll report with this many users, for the side-by-side figures. */
 function longPollReport(outDir: string, users: number): any | undefined {
   if (!existsSync(outDir)) return undefined;
@@ -233,43 +111,33 @@ async function main(): Promise<number> {
   const cleanup = async () => {
     if (cleaned) return;
     cleaned = true;
-    for (const s of sessions) s.stopped = true;
+    for (const s of sessions) if (s) s.stopped = true; // sparse while sessions open
     for (const c of clients) c.close();
     await Promise.all(nodes.map((n) => stopNode(n, STOP_GRACE_MS).catch(() => undefined)));
     await dropSchema(o.databaseUrl, schema).catch((e) => say(`drop schema: ${(e as Error).message}`));
     const n = await deleteKeys(o.redisUrl, prefix).catch(() => 0);
     say(`cleaned up: schema ${schema} dropped, ${n} Redis keys deleted`);
   };
-  process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
-  process.once('exit', () => {
-    for (const n of nodes) if (n.child.exitCode === null) n.child.kill('SIGKILL');
-  });
+  onInterrupt(nodes, cleanup, say);
   try {
     await checkServices(o.databaseUrl, o.redisUrl);
-    const ports = [await freePort(), await freePort()];
-    const ids = ['a', 'b'];
-    const masterKey = randomBytes(32).toString('hex');
-    for (let k = 0; k < 2; k++) {
-      nodes.push(
-        startNode(
-          {
-            id: ids[k]!,
-            root,
-            mode: o.server,
-            logFile: path.join(outDir, `bosh-node-${ids[k]}-${tag}.log`),
-            profileDir: o.profile ? path.join(outDir, `prof-bosh-${tag}`) : undefined,
-            env: {
-              DATABASE_URL: o.databaseUrl, DATABASE_SCHEMA: schema, REDIS_URL: o.redisUrl, REDIS_PREFIX: prefix,
-              MASTER_KEY: masterKey,
-              RATE_LIMIT: 'off', LOG_LEVEL: 'warn', NODE_ID: ids[k]!, PARLEY_DOMAIN: DOMAIN,
-            },
-          },
-          ports[k]!,
-        ),
-      );
-    }
-    await Promise.all(nodes.map((n) => waitReady(n, READY_TIMEOUT_MS)));
-    say('both nodes ready');
+    const ports = await startPair(
+      {
+        root,
+        mode: o.server,
+        databaseUrl: o.databaseUrl,
+        redisUrl: o.redisUrl,
+        schema,
+        prefix,
+        masterKey: randomBytes(32).toString('hex'),
+        logFile: (id) => path.join(outDir, `bosh-node-${id}-${tag}.log`),
+        profileDir: o.profile ? path.join(outDir, `prof-bosh-${tag}`) : undefined,
+        env: () => ({ PARLEY_DOMAIN: DOMAIN }),
+        readyTimeoutMs: READY_TIMEOUT_MS,
+        say,
+      },
+      nodes,
+    );
     const sockets = o.users * 2 + o.senders + 64;
     for (const p of ports) clients.push(new NodeClient('127.0.0.1', p, sockets));
     const password = `bench-${tag}`;
@@ -396,10 +264,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    say(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    process.exit(1);
-  },
-);
+runMain(main, say);

@@ -26,10 +26,10 @@ import { missingPrograms, Nginx, Postgres, RedisServer, type RedisRestart } from
 import { missed, print, report, type Report } from './lib/chaos-report.js';
 import { flood } from './lib/malformed.js';
 import { freePort, startNode, stopNode, waitReady, type RunningNode, type ServerMode } from './lib/nodes.js';
-import { runPool } from './lib/workload.js';
+import { runPool } from './lib/pool.js';
+import { sleep } from './lib/sleep.js';
 
 const say = (msg: string): void => void process.stderr.write(`[chaos ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** 35 s: above the 20 s a poll asks to be held (and the 25 s the server allows), so nginx never cuts a parked poll. */
 const PROXY_READ_TIMEOUT_S = 35;

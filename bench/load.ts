@@ -12,19 +12,21 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { projectPath } from '../server/paths.js';
-import { parseArgs } from 'node:util';
 import { NodeClient } from './lib/client.js';
-import { cpuMs, cpuMsByName, freePort, machineCpu, rssBytes, startNode, stopNode, waitReady, type RunningNode, type ServerMode } from './lib/nodes.js';
+import { cpuBetween, snapshot, type Snapshot } from './lib/cpu.js';
+import { loadOptions } from './lib/load-options.js';
+import { rssBytes, stopNode, type RunningNode } from './lib/nodes.js';
 import { formatSummary, readProfile, summariseProfile, type ProfileSummary } from './lib/profile.js';
 import { diffTables, PgWatch, type PgActivity, type TableCounters } from './lib/pgwatch.js';
+import { onInterrupt, PAIR_IDS, runMain, startPair } from './lib/run.js';
 import { checkServices, deleteKeys, dropSchema } from './lib/services.js';
-import { ms, round, summarise, type LatencySummary } from './lib/stats.js';
+import { sleep } from './lib/sleep.js';
+import { ms, round, summarise, sumOf, type LatencySummary } from './lib/stats.js';
 import { Workload } from './lib/workload.js';
 
 /** The issue's targets for this first cut. */
@@ -46,156 +48,9 @@ const SETTLE_TIMEOUT_MS = 60_000;
 const say = (msg: string): void => {
   process.stderr.write(`[load ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
 };
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function options() {
-  const { values } = parseArgs({
-    options: {
-      users: { type: 'string', default: '1000' },
-      senders: { type: 'string', default: '50' },
-      rate: { type: 'string', default: '0' },
-      seconds: { type: 'string', default: '20' },
-      warmup: { type: 'string', default: '2' },
-      wait: { type: 'string', default: '20' },
-      idle: { type: 'string', default: '3' },
-      drain: { type: 'string', default: '10' },
-      'text-bytes': { type: 'string', default: '64' },
-      'setup-concurrency': { type: 'string', default: '16' },
-      partners: { type: 'string', default: '0' },
-      anyone: { type: 'boolean', default: false },
-      'max-messages': { type: 'string', default: '2000000' },
-      server: { type: 'string' },
-      profile: { type: 'boolean', default: false },
-      check: { type: 'boolean', default: false },
-      keep: { type: 'boolean', default: false },
-      'node-flags': { type: 'string', default: '' },
-      reuse: { type: 'string' },
-      'database-url': { type: 'string', default: process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' },
-      'redis-url': { type: 'string', default: process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379' },
-      help: { type: 'boolean', default: false },
-    },
-  });
-  if (values.help) {
-    console.log(readFileSync(path.join(projectPath(), 'bench/README.md'), 'utf8'));
-    process.exit(0);
-  }
-  const num = (name: keyof typeof values, min: number, max: number): number => {
-    const n = Number(values[name]);
-    if (!Number.isFinite(n) || n < min || n > max) {
-      console.error(`--${String(name)} must be a number in ${min}..${max}`);
-      process.exit(2);
-    }
-    return n;
-  };
-  const runningFromDist = fileURLToPath(import.meta.url).includes(`${path.sep}dist${path.sep}`);
-  const server = (values.server ?? (runningFromDist ? 'dist' : 'tsx')) as ServerMode;
-  if (server !== 'tsx' && server !== 'dist') {
-    console.error('--server must be tsx or dist');
-    process.exit(2);
-  }
-  const o = {
-    users: num('users', 2, 20000),
-    senders: num('senders', 1, 1000),
-    /** Messages per second offered in all (open loop); 0: closed loop. */
-    rate: num('rate', 0, 100_000),
-    seconds: num('seconds', 1, 300),
-    warmup: num('warmup', 0, 60),
-    wait: num('wait', 1, 25),
-    idle: num('idle', 0, 15),
-    drain: num('drain', 0, 60),
-    textBytes: num('text-bytes', 0, 16000),
-    setupConcurrency: num('setup-concurrency', 1, 500),
-    /** 0: pairs (2k with 2k+1); N: each user has about N fixed partners, opened before the load. */
-    partners: num('partners', 0, 200),
-    /** Any sender to any recipient; a pair's first message opens its conversation. */
-    anyone: values.anyone!,
-    maxMessages: num('max-messages', 1, 100_000_000),
-    server,
-    profile: values.profile!,
-    check: values.check!,
-    keep: values.keep!,
-    nodeFlags: values['node-flags']!.split(/\s+/).filter(Boolean),
-    reuse: values.reuse,
-    databaseUrl: values['database-url']!,
-    redisUrl: values['redis-url']!,
-  };
-  if (o.anyone && o.partners > 0) {
-    console.error('--anyone and --partners are two workloads: give one');
-    process.exit(2);
-  }
-  if ((o.anyone || o.partners > 0) && (values.reuse || values.keep)) {
-    console.error('--keep and --reuse keep the pairs workload only');
-    process.exit(2);
-  }
-  if (o.users % 2 !== 0) {
-    console.error('--users must be even (users are paired across the two nodes)');
-    process.exit(2);
-  }
-  // The parked-memory reading holds every poll for SETTLE_QUIET_MS + idle; they must not time out meanwhile.
-  if (o.wait <= o.idle + SETTLE_QUIET_MS / 1000 + 1) {
-    console.error(`--wait (${o.wait} s) must exceed --idle (${o.idle} s) + 2 s, or polls return during the memory reading`);
-    process.exit(2);
-  }
-  return o;
-}
 
 /** What --keep saves and --reuse reads: enough to run again on the same accounts. */
 type KeptData = { dataTag: string; masterKey: string; users: Array<{ name: string; token: string; conversation: string }> };
-
-type Snapshot = {
-  at: number;
-  self: NodeJS.CpuUsage;
-  nodes: number[];
-  services: Record<string, number>;
-  /** CPU ms of each Postgres backend serving this run's nodes (other people's tests use the same server). */
-  backends: Map<number, number>;
-  machine: { busy: number; total: number };
-};
-
-function snapshot(nodes: RunningNode[], backendPids: number[]): Snapshot {
-  const backends = new Map<number, number>();
-  for (const pid of backendPids) {
-    try {
-      backends.set(pid, cpuMs(pid));
-    } catch {
-      // the backend ended between the query and the read
-    }
-  }
-  return {
-    at: performance.now(),
-    self: process.cpuUsage(),
-    nodes: nodes.map((n) => cpuMs(n.child.pid!)),
-    services: cpuMsByName(['postgres', 'redis-server']),
-    backends,
-    machine: machineCpu(),
-  };
-}
-
-/** CPU use between two snapshots, as % of one core (the machine figure as % of all cores). */
-function cpuBetween(a: Snapshot, b: Snapshot, nodeIds: string[]) {
-  const wall = b.at - a.at;
-  const pct = (msUsed: number) => round((100 * msUsed) / wall, 0);
-  const selfMs = (b.self.user + b.self.system - a.self.user - a.self.system) / 1000;
-  const machineBusyPct = (100 * (b.machine.busy - a.machine.busy)) / Math.max(1, b.machine.total - a.machine.total);
-  const known = selfMs + sumOf(b.nodes.map((x, i) => x - a.nodes[i]!)) + sumOf(Object.keys(b.services).map((k) => b.services[k]! - (a.services[k] ?? 0)));
-  // A backend first seen at the end was opened during the window: all its CPU counts.
-  const backendsMs = sumOf([...b.backends].map(([pid, v]) => v - (a.backends.get(pid) ?? 0)));
-  return {
-    wallMs: round(wall, 0),
-    loadProcessPct: pct(selfMs),
-    /** Everything else on the machine (other people's builds and tests): if large, the figures are disturbed. */
-    othersPct: Math.max(0, round(machineBusyPct * os.cpus().length - (100 * known) / wall, 0)),
-    nodesPct: Object.fromEntries(nodeIds.map((id, i) => [id, pct(b.nodes[i]! - a.nodes[i]!)])),
-    servicesPct: Object.fromEntries(Object.keys(b.services).map((k) => [k, pct(b.services[k]! - (a.services[k] ?? 0))])),
-    runBackendsPct: pct(backendsMs),
-    /** CPU ms spent per message delivered in the window; filled in by the caller. */
-    msPerMessage: {} as Record<string, number>,
-    machineBusyPct: round(machineBusyPct, 0),
-    cores: os.cpus().length,
-  };
-}
-
-const sumOf = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
 
 function fmtLatency(s: LatencySummary): string {
   return `p50 ${ms(s.p50)}  p95 ${ms(s.p95)}  p99 ${ms(s.p99)}  max ${ms(s.max)}  (n=${s.count})`;
@@ -210,7 +65,7 @@ function gitCommit(root: string): string | undefined {
 }
 
 async function main(): Promise<number> {
-  const o = options();
+  const o = loadOptions(SETTLE_QUIET_MS);
   const root = projectPath();
   const runTag = randomBytes(5).toString('hex');
   // The data (schema, Redis prefix, master key, accounts) may come from an earlier run kept with
@@ -245,53 +100,32 @@ async function main(): Promise<number> {
         say(`cleaned up: schema ${schema} dropped, ${n} Redis keys under ${prefix} deleted`);
       }
     })());
-  const onSignal = (sig: NodeJS.Signals) => {
-    say(`${sig}: stopping nodes and cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  // Last resort if we die some other way: never leave a node running.
-  process.once('exit', () => {
-    for (const n of nodes) if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGKILL');
-  });
+  onInterrupt(nodes, cleanup, say);
 
   try {
     await checkServices(o.databaseUrl, o.redisUrl);
     const masterKey = kept?.masterKey ?? randomBytes(32).toString('hex');
-    const ids = ['a', 'b'];
-    const ports = [await freePort(), await freePort()];
+    const ids = [...PAIR_IDS];
     schemaMayExist = true;
-    say(`starting nodes ${ids.join(', ')} (${o.server}) on ports ${ports.join(', ')}; schema ${schema}, Redis prefix ${prefix}`);
-    for (let k = 0; k < 2; k++) {
-      nodes.push(
-        startNode(
-          {
-            id: ids[k]!,
-            root,
-            mode: o.server,
-            nodeFlags: o.nodeFlags,
-            profileDir: o.profile ? profileDir : undefined,
-            logFile: path.join(outDir, `node-${ids[k]}-${runTag}.log`),
-            env: {
-              DATABASE_URL: o.databaseUrl,
-              DATABASE_SCHEMA: schema,
-              REDIS_URL: o.redisUrl,
-              REDIS_PREFIX: prefix,
-              MASTER_KEY: masterKey,
-              RATE_LIMIT: 'off',
-              LOG_LEVEL: 'warn',
-              NODE_ID: ids[k]!,
-              // pg takes application_name from PGAPPNAME: how the sampler finds this run's connections.
-              PGAPPNAME: `parley-bench-${runTag}-${ids[k]}`,
-            },
-          },
-          ports[k]!,
-        ),
-      );
-    }
-    await Promise.all(nodes.map((n) => waitReady(n, READY_TIMEOUT_MS)));
-    say('both nodes ready');
+    const ports = await startPair(
+      {
+        root,
+        mode: o.server,
+        databaseUrl: o.databaseUrl,
+        redisUrl: o.redisUrl,
+        schema,
+        prefix,
+        masterKey,
+        nodeFlags: o.nodeFlags,
+        profileDir: o.profile ? profileDir : undefined,
+        logFile: (id) => path.join(outDir, `node-${id}-${runTag}.log`),
+        // pg takes application_name from PGAPPNAME: how the sampler finds this run's connections.
+        env: (id) => ({ PGAPPNAME: `parley-bench-${runTag}-${id}` }),
+        readyTimeoutMs: READY_TIMEOUT_MS,
+        say,
+      },
+      nodes,
+    );
 
     const sockets = o.users + o.senders + 64;
     for (const p of ports) clients.push(new NodeClient('127.0.0.1', p, sockets));
@@ -343,7 +177,6 @@ async function main(): Promise<number> {
     const rssParked = full.rss;
     const parked = { perNode: full.perNode };
     const kib = (bytes: number, count: number) => (count > 0 ? round(bytes / 1024 / count, 1) : NaN);
-    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     const memory = ids.map((id, k) => ({
       node: id,
       parked: parked.perNode[k]!,
@@ -353,9 +186,9 @@ async function main(): Promise<number> {
       kibPerParked: kib(rssParked[k]! - rssIdle[k]!, parked.perNode[k]!),
       kibPerParkedMarginal: kib(rssParked[k]! - half.rss[k]!, parked.perNode[k]! - half.perNode[k]!),
     }));
-    const totalParked = sum(parked.perNode);
-    const kibPerParked = kib(sum(rssParked) - sum(rssIdle), totalParked);
-    const kibPerParkedMarginal = kib(sum(rssParked) - sum(half.rss), totalParked - sum(half.perNode));
+    const totalParked = sumOf(parked.perNode);
+    const kibPerParked = kib(sumOf(rssParked) - sumOf(rssIdle), totalParked);
+    const kibPerParkedMarginal = kib(sumOf(rssParked) - sumOf(half.rss), totalParked - sumOf(half.perNode));
     say(`parked ${totalParked} polls (settled: ${settled}); RSS per parked poll ${kibPerParked} KiB (marginal ${kibPerParkedMarginal} KiB)`);
 
     // Load: warm-up, then the measured window; CPU snapshots at the window's edges.
@@ -392,7 +225,7 @@ async function main(): Promise<number> {
     await w.stopPolling(() => clients.forEach((c) => c.close()));
 
     // Figures.
-    const all = [...w.sent.values()];
+    const all = [...w.tally.sent.values()];
     const acked = all.filter((r) => r.ackAt !== undefined);
     const measured = acked.filter((r) => r.measured);
     const lost = acked.filter((r) => r.receivedAt === undefined);
@@ -453,20 +286,20 @@ async function main(): Promise<number> {
       deliveredPerSecond,
       lost: lost.length,
       lostSample: lost.slice(0, 5).map((r) => ({ sender: `u${r.sender}`, recipient: `u${r.recipient}`, conversation: r.conversation, seq: r.seq })),
-      duplicates: w.duplicates,
-      misdelivered: w.misdelivered,
-      unknownMessages: w.unknownMessages,
+      duplicates: w.tally.duplicates,
+      misdelivered: w.tally.misdelivered,
+      unknownMessages: w.tally.unknownMessages,
       notAckedButReceived: receivedUnacked,
       latencyMs: { endToEnd: e2e, send: sendLat, receipt: receiptLat },
-      receipts: { events: w.receipts, messagesCovered: withReceipt.length, messagesMeasured: measured.length },
+      receipts: { events: w.tally.receipts, messagesCovered: withReceipt.length, messagesMeasured: measured.length },
       memory: { kibPerParked, kibPerParkedMarginal, perNode: memory, settled },
       cpu,
       postgres: { activity: pgActivity, tablesDuringWindowAndDrain: tables },
       polls: w.polls,
       pollsPerDeliveredMessage: round(pollsInWindow / Math.max(1, deliveredMeasured.length), 2),
-      events: w.eventCounts,
-      eventsMeasured: w.eventCountsMeasured,
-      ownEchoes: w.ownEchoes,
+      events: w.tally.eventCounts,
+      eventsMeasured: w.tally.eventCountsMeasured,
+      ownEchoes: w.tally.ownEchoes,
       sendRetries: w.sendRetries,
       problems: w.problems,
       drainMs: round(drainMs, 0),
@@ -484,10 +317,10 @@ async function main(): Promise<number> {
       `Parley load: ${o.users} users (${o.users / 2} per node), ${o.anyone ? `anyone to anyone (${w.opened - openedBefore} conversations opened by first messages)` : o.partners > 0 ? `${o.partners} fixed partners each` : 'fixed pairs'}, ${o.senders} senders${o.rate ? ` offering ${o.rate} messages/s (open loop)` : ' (closed loop)'}, ${o.seconds} s measured after ${o.warmup} s warm-up, server ${o.server}${o.nodeFlags.length ? ` with ${o.nodeFlags.join(' ')}` : ''}${o.profile ? ', PROFILING (slower)' : ''}, commit ${report.commit ?? '?'}`,
       `  sent (201)              ${acked.length} in all, ${measured.length} measured (${report.sentPerSecond}/s)`,
       `  delivered               ${deliveredMeasured.length} measured = ${deliveredPerSecond} messages/s`,
-      `  lost                    ${lost.length}   duplicates ${w.duplicates}   misdelivered ${w.misdelivered}   received without a 201 ${receivedUnacked}`,
+      `  lost                    ${lost.length}   duplicates ${w.tally.duplicates}   misdelivered ${w.tally.misdelivered}   received without a 201 ${receivedUnacked}`,
       `  end-to-end latency      ${fmtLatency(e2e)}`,
       `  send latency (POST)     ${fmtLatency(sendLat)}`,
-      `  receipts seen by senders  delivered ${w.receipts['delivered'] ?? 0}, read ${w.receipts['read'] ?? 0} events; ${withReceipt.length}/${measured.length} measured messages covered; send→receipt ${fmtLatency(receiptLat)}`,
+      `  receipts seen by senders  delivered ${w.tally.receipts['delivered'] ?? 0}, read ${w.tally.receipts['read'] ?? 0} events; ${withReceipt.length}/${measured.length} measured messages covered; send→receipt ${fmtLatency(receiptLat)}`,
       `  RSS per parked poll     ${kibPerParked} KiB idle→all, ${kibPerParkedMarginal} KiB half→all${kibPerParked <= 0 ? ' (negative: set-up memory returned to the kernel in between; noise dominates)' : ''}`,
       `                          ${memory.map((m) => `${m.node}: ${m.parked} parked, ${m.rssIdleMiB} → ${m.rssHalfMiB} → ${m.rssParkedMiB} MiB`).join('; ')}`,
       `  CPU (measured window)   load process ${cpu.loadProcessPct}% of a core; nodes ${Object.entries(cpu.nodesPct).map(([k, v]) => `${k} ${v}%`).join(', ')}; postgres ${cpu.runBackendsPct}% (this run's backends; all postgres processes ${cpu.servicesPct['postgres']}%), redis ${cpu.servicesPct['redis-server']}%, other processes ${cpu.othersPct}%; machine ${cpu.machineBusyPct}% busy of ${cpu.cores} cores`,
@@ -495,7 +328,7 @@ async function main(): Promise<number> {
       `  postgres connections    ${Object.entries(pgActivity.avgConnectionsByState).map(([k, v]) => `${k} ${v}`).join(', ')} (average over ${pgActivity.samples} samples)`,
       ...pgActivity.topActive.slice(0, 6).map((q) => `      ${(q.share * 100).toFixed(0).padStart(3)}%  ${q.query}`),
       `  rows per sent message   ${Object.entries(tables).filter(([, v]) => v.ins + v.upd + v.del > 0).map(([t, v]) => `${t} +${round(v.ins / Math.max(1, measured.length), 2)} ins ${round(v.upd / Math.max(1, measured.length), 2)} upd`).join(', ')}`,
-      `  polls ${w.polls} (${report.pollsPerDeliveredMessage} per delivered message in the window), events ${JSON.stringify(w.eventCounts)} (in the window ${JSON.stringify(w.eventCountsMeasured)}), send retries ${w.sendRetries}, drain ${round(drainMs, 0)} ms, setup ${report.setupSeconds} s`,
+      `  polls ${w.polls} (${report.pollsPerDeliveredMessage} per delivered message in the window), events ${JSON.stringify(w.tally.eventCounts)} (in the window ${JSON.stringify(w.tally.eventCountsMeasured)}), send retries ${w.sendRetries}, drain ${round(drainMs, 0)} ms, setup ${report.setupSeconds} s`,
       `  problems                ${Object.keys(w.problems).length ? JSON.stringify(w.problems) : 'none'}`,
       `  targets                 ≥${TARGETS.deliveredPerSecond}/s ${ok(verdict.deliveredPerSecond)}; p99 <${TARGETS.p99Ms} ms ${ok(verdict.p99)}; 0 lost ${ok(verdict.lost)}; <${TARGETS.kibPerParked} KiB/parked poll ${ok(verdict.memory)}`,
       `  report                  ${path.relative(root, outFile)}`,
@@ -508,10 +341,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    say(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    process.exit(1);
-  },
-);
+runMain(main, say);

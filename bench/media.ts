@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { dropSchema } from './lib/services.js';
+import { sleep } from './lib/sleep.js';
 
 /** The issue's targets. */
 const TARGETS = { jpegCpuMs: 150, peakRssMb: 400, loopStallMs: 50 };
@@ -299,7 +300,7 @@ async function main(): Promise<void> {
     if (values.nice) os.setPriority(child.pid!, Number(values.nice));
     // Control: the same stall measure on the idle node. Stalls here are the machine's, not media work's.
     await ask(child, 'reset');
-    await new Promise((r) => setTimeout(r, 5000));
+    await sleep(5000);
     idle = await ask<Stats>(child, 'report');
     say(`node idle: RSS ${idle.startRssMb} MB, event loop max stall ${idle.maxStallMs} ms over 5 s (the machine's own noise; waited ${idle.maxWaitMs} ms for a CPU)`);
     const password = 'benchmark password';
@@ -342,7 +343,7 @@ async function main(): Promise<void> {
     if (child.exitCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
       child.send({ cmd: 'stop' });
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      await Promise.race([exited, sleep(15_000)]);
       if (child.exitCode === null) child.kill('SIGKILL');
     }
     await rm(blobDir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { backoff, PASSWORD, type Ledger, type Peer } from './chaos-users.js';
+import { sleep } from './sleep.js';
 
 /**
  * A BOSH client of the chaos run, as XEP-0124/0206 asks of one: hold=1 (one request parked, a
@@ -13,7 +14,6 @@ import { backoff, PASSWORD, type Ledger, type Peer } from './chaos-users.js';
 
 const BOSH_NS = 'http://jabber.org/protocol/httpbind';
 const DOMAIN = 'localhost';
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 class SessionLost extends Error {}
 

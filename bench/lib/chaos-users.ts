@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { NodeClient } from './client.js';
 import { percentile } from './stats.js';
+import { sleep } from './sleep.js';
 
 /**
  * The chaos run's clients and their bookkeeping. A long-poll user behaves as public/parley.js
@@ -9,7 +10,6 @@ import { percentile } from './stats.js';
  * until it is acknowledged, and shows a message once by id.
  */
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export const PASSWORD = 'chaos password 1';
 /** The poll's hold, seconds (the server allows up to 25; nginx waits 35). */
 const POLL_WAIT_S = 20;

@@ -3,6 +3,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync,
 import net from 'node:net';
 import path from 'node:path';
 import { freePort } from './nodes.js';
+import { sleep } from './sleep.js';
 
 /**
  * Services of one's own for the chaos run, every one on a free loopback port with its data, pid
@@ -10,7 +11,6 @@ import { freePort } from './nodes.js';
  * and nginx. Each can be stopped and started again on the same port (that is the point).
  */
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const NGINX = process.env['NGINX_PATH'] ?? '/usr/sbin/nginx';
 const REDIS_SERVER = process.env['REDIS_SERVER'] ?? '/usr/bin/redis-server';
 

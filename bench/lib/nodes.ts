@@ -3,6 +3,7 @@ import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import { sleep } from './sleep.js';
 
 /**
  * Parley nodes as child processes of the benchmark: start, wait until ready, read their memory
@@ -83,7 +84,7 @@ export async function waitReady(node: RunningNode, timeoutMs: number): Promise<v
     });
     if (last === '200') return;
     // 100 ms: a node starts in about a second; polling faster only burns the CPU it needs.
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   throw new Error(`node ${node.id} not ready after ${timeoutMs} ms (last: ${last}; see ${node.logFile})`);
 }

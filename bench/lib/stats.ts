@@ -54,3 +54,8 @@ export function round(x: number, digits = 1): number {
 export function ms(x: number): string {
   return Number.isFinite(x) ? `${round(x, 1)} ms` : 'n/a';
 }
+
+/** The sum of some numbers (0 for none). */
+export function sumOf(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
+}

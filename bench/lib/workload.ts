@@ -1,5 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { isRetryable, type JsonResponse, type NodeClient } from './client.js';
+import { runPool } from './pool.js';
+import { sleep } from './sleep.js';
+import { Tally, type Sent } from './tally.js';
 
 /**
  * The benchmark's users: registration, direct conversations across nodes, a long-poll loop per
@@ -23,19 +26,6 @@ export type User = {
   parked: boolean;
   /** performance.now() when the outstanding poll was sent. */
   pollSentAt: number;
-};
-
-/** A message the senders posted. */
-export type Sent = {
-  t0: number;
-  sender: number;
-  recipient: number;
-  conversation: string;
-  measured: boolean;
-  ackAt?: number;
-  seq?: number;
-  receivedAt?: number;
-  receiptAt?: number;
 };
 
 /** Tuning of the workload. */
@@ -64,33 +54,6 @@ export type WorkloadOptions = {
 /** Counters of things that should not happen, keyed by what happened ("send 500 internal", "poll ECONNRESET"). */
 export type Problems = Record<string, number>;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Run `fn` over `items` with at most `concurrency` in flight; the first failure stops the rest and rejects. */
-export async function runPool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    while (failed === undefined && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        failed ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
-  if (failed !== undefined) throw failed;
-}
-
-/** The message id carried at the start of each text (recipients do not see the sender's client_id). */
-export function idFromText(text: unknown): string | undefined {
-  if (typeof text !== 'string') return undefined;
-  const sp = text.indexOf(' ');
-  return sp > 0 ? text.slice(0, sp) : undefined;
-}
-
 /** Describe an unexpected answer in a line: "409 name_taken: …". */
 export function describe(res: JsonResponse): string {
   const e = res.body?.error;
@@ -100,28 +63,15 @@ export function describe(res: JsonResponse): string {
 /** The whole workload against a set of nodes. */
 export class Workload {
   readonly users: User[] = [];
-  readonly sent = new Map<string, Sent>();
+  /** What was sent and what became of it. */
+  readonly tally = new Tally();
   readonly problems: Problems = {};
-  /** Events seen, by type ("message", "receipt", …), over every user. */
-  readonly eventCounts: Record<string, number> = {};
-  /** The same, for events received inside the measured window only. */
-  readonly eventCountsMeasured: Record<string, number> = {};
-  /** Receipts about other users' progress seen by senders, by status. */
-  readonly receipts: Record<string, number> = { delivered: 0, read: 0 };
-  duplicates = 0;
-  misdelivered = 0;
-  unknownMessages = 0;
-  ownEchoes = 0;
   polls = 0;
   sendRetries = 0;
   private stopPolls = false;
   private pollLoops: Promise<void>[] = [];
   private counter = 0;
   private readonly filler: string;
-  /** Per (conversation, sender): the highest receipt seen, and sent messages not yet covered by one. */
-  private readonly receiptState = new Map<string, { upTo: number; pending: Sent[] }>();
-  private measureFrom = Infinity;
-  private measureTo = Infinity;
   /** Conversation of each unordered pair "i j" (i < j), opening or open (partners and anyone modes). */
   private readonly convs = new Map<string, Promise<string>>();
   /** partners mode: each user's partners. */
@@ -289,7 +239,7 @@ export class Workload {
       u.parked = false;
       const now = performance.now();
       if (res.status === 200 && typeof res.body?.cursor === 'string' && Array.isArray(res.body.events)) {
-        this.onEvents(u, res.body.events, now);
+        this.tally.onEvents(u, res.body.events, now);
         u.cursor = res.body.cursor;
       } else if (res.status === 400 && res.body?.error?.code === 'bad_cursor') {
         this.problem('poll 400 bad_cursor');
@@ -303,60 +253,6 @@ export class Workload {
     u.parked = false;
   }
 
-  private onEvents(u: User, events: any[], now: number): void {
-    for (const ev of events) {
-      const type = String(ev?.type);
-      this.eventCounts[type] = (this.eventCounts[type] ?? 0) + 1;
-      if (now >= this.measureFrom && now < this.measureTo) this.eventCountsMeasured[type] = (this.eventCountsMeasured[type] ?? 0) + 1;
-      if (type === 'message') {
-        const m = ev.message;
-        if (m?.from === u.name) {
-          this.ownEchoes++;
-          continue;
-        }
-        const id = idFromText(m?.text);
-        const rec = id === undefined ? undefined : this.sent.get(id);
-        if (!rec) {
-          this.unknownMessages++;
-          continue;
-        }
-        if (rec.receivedAt !== undefined) {
-          this.duplicates++;
-          continue;
-        }
-        if (rec.recipient !== u.i) this.misdelivered++;
-        rec.receivedAt = now;
-      } else if (type === 'receipt') {
-        if (ev.user === u.name) continue; // my own progress, echoed to my other devices
-        const status = String(ev.status);
-        this.receipts[status] = (this.receipts[status] ?? 0) + 1;
-        const upTo = Number(ev.up_to);
-        if (!Number.isFinite(upTo)) continue;
-        const st = this.receiptStateOf(String(ev.conversation), u.i);
-        if (upTo > st.upTo) st.upTo = upTo;
-        st.pending = st.pending.filter((r) => {
-          if (r.seq! <= upTo) {
-            r.receiptAt = now;
-            return false;
-          }
-          return true;
-        });
-      }
-    }
-  }
-
-  private receiptStateOf(conversation: string, sender: number) {
-    const key = `${conversation}\u0000${sender}`;
-    let st = this.receiptState.get(key);
-    if (!st) this.receiptState.set(key, (st = { upTo: -Infinity, pending: [] }));
-    return st;
-  }
-
-  /**
-   * Run `senders` closed loops from now until `until` (performance.now() ms): each picks a random
-   * pair and direction and posts one message, the next only after the answer. Messages whose send
-   * starts within [measureFrom, measureTo) count in the figures.
-   */
   /**
    * Send until `until`. Closed loop by default: each of `senders` sends its next message when the
    * last one is answered. With `rate`, open loop: messages are due at `rate` per second in all and
@@ -364,8 +260,7 @@ export class Workload {
    * from when it was due, so a server that falls behind shows it (no coordinated omission).
    */
   async send(senders: number, until: number, measureFrom: number, maxMessages: number, rate?: number): Promise<void> {
-    this.measureFrom = measureFrom;
-    this.measureTo = until;
+    this.tally.measure(measureFrom, until);
     const pace = rate ? { start: performance.now(), every: 1000 / rate, next: 0 } : undefined;
     const loops = Array.from({ length: senders }, () => this.senderLoop(until, maxMessages, pace));
     await Promise.all(loops);
@@ -394,8 +289,8 @@ export class Workload {
         }
       }
       const id = `${this.opts.runTag}-${this.counter++}`;
-      const rec: Sent = { t0, sender: s.i, recipient, conversation, measured: t0 >= this.measureFrom && t0 < this.measureTo };
-      this.sent.set(id, rec); // before the POST: the recipient may hear of it before we hear the 201
+      const rec: Sent = { t0, sender: s.i, recipient, conversation, measured: this.tally.inWindow(t0) };
+      this.tally.sent.set(id, rec); // before the POST: the recipient may hear of it before we hear the 201
       const body = { text: `${id} ${this.filler}`, client_id: id };
       const path = `/api/conversations/${encodeURIComponent(conversation)}/messages`;
       let res: JsonResponse | undefined;
@@ -412,11 +307,7 @@ export class Workload {
         }
       }
       if (res && (res.status === 201 || res.status === 200) && typeof res.body?.message?.seq === 'number') {
-        rec.ackAt = performance.now();
-        rec.seq = res.body.message.seq as number;
-        const st = this.receiptStateOf(conversation, s.i);
-        if (rec.seq <= st.upTo) rec.receiptAt = rec.ackAt;
-        else st.pending.push(rec);
+        this.tally.acknowledged(rec, res.body.message.seq as number, performance.now());
       } else {
         if (res) this.problem(`send ${describe(res).slice(0, 80)}`);
         else this.problem('send gave up after 3 network errors');
@@ -448,11 +339,6 @@ export class Workload {
     return { sender, recipient: this.users[sender]!.partner };
   }
 
-  /** Messages acknowledged by the server (201/200). */
-  acked(): Sent[] {
-    return [...this.sent.values()].filter((r) => r.ackAt !== undefined);
-  }
-
   /**
    * Wait until every acknowledged message has reached its recipient and been covered by a receipt
    * seen by its sender, at most `timeoutMs`. Returns the wait, ms.
@@ -461,9 +347,7 @@ export class Workload {
     const start = performance.now();
     const deadline = start + timeoutMs;
     while (performance.now() < deadline) {
-      let outstanding = 0;
-      for (const r of this.sent.values()) if (r.ackAt !== undefined && (r.receivedAt === undefined || r.receiptAt === undefined)) outstanding++;
-      if (outstanding === 0) break;
+      if (this.tally.outstanding() === 0) break;
       await sleep(50);
     }
     return performance.now() - start;

@@ -1,15 +1,5 @@
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCommand,
-} from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { assertBlobKey, BlobNotFound, isBlobKey, type BlobStat, type Blobs, type ByteRange } from './blobs.js';
 
@@ -52,58 +42,38 @@ export class S3Blobs implements Blobs {
 
   async put(key: string, body: Readable): Promise<BlobStat> {
     assertBlobKey(key);
-    let parts: Buffer[] = [];
-    let buffered = 0;
-    let total = 0;
-    let uploadId: string | undefined;
-    const done: { ETag: string; PartNumber: number }[] = [];
-
-    const flushPart = async () => {
-      const part = Buffer.concat(parts, buffered);
-      parts = [];
-      buffered = 0;
-      if (!uploadId) {
-        const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key }));
-        uploadId = created.UploadId;
-        if (!uploadId) throw new Error('S3 gave no UploadId');
+    let size = 0;
+    let bodyFailed: { err: unknown } | undefined;
+    async function* counted(): AsyncGenerator<Buffer> {
+      try {
+        for await (const chunk of body) {
+          const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+          size += b.length;
+          yield b;
+        }
+      } catch (err) {
+        bodyFailed = { err };
+        throw err;
       }
-      const PartNumber = done.length + 1;
-      const res = await this.client.send(
-        new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber, Body: part, ContentLength: part.length }),
-      );
-      done.push({ ETag: res.ETag ?? '', PartNumber });
-    };
-
-    try {
-      for await (const chunk of body) {
-        const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-        parts.push(b);
-        buffered += b.length;
-        total += b.length;
-        if (buffered >= PART_SIZE) await flushPart();
-      }
-      if (!uploadId) {
-        // Small blob: one PUT, which S3 applies atomically.
-        const whole = Buffer.concat(parts, buffered);
-        await this.client.send(
-          new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: whole, ContentLength: whole.length }),
-        );
-        return { size: total };
-      }
-      if (buffered > 0) await flushPart();
-      await this.client.send(
-        new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: done } }),
-      );
-      return { size: total };
-    } catch (err) {
-      // An unfinished multipart upload is invisible to readers but costs storage until aborted.
-      if (uploadId) {
-        await this.client
-          .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }))
-          .catch(() => undefined);
-      }
-      throw err;
     }
+    // lib-storage sends a blob of one part as one PUT, which S3 applies atomically, and a larger
+    // one as a multipart upload, which it aborts if the stream or a part fails (an unfinished
+    // upload is invisible to readers but costs storage). One part in flight at a time.
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.bucket, Key: key, Body: Readable.from(counted()) },
+      partSize: PART_SIZE,
+      queueSize: 1,
+      leavePartsOnError: false,
+    });
+    try {
+      await upload.done();
+    } catch (err) {
+      // When the abort itself fails, lib-storage throws its error: the caller needs the stream's
+      // (a client gone mid-upload is the client's fault, not the store's).
+      throw bodyFailed ? bodyFailed.err : err;
+    }
+    return { size };
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {

@@ -195,8 +195,9 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
 
     const inline = thumb !== undefined || isInlineImage(a.type);
     const name = thumb ? `${a.name.replace(/\.[^.]*$/, '')}-thumbnail.${thumb.type === 'image/webp' ? 'webp' : 'jpg'}` : a.name;
-    const ifNoneMatch = req.headers['if-none-match'];
-    const notModified = ifNoneMatch !== undefined && (ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag));
+    // req.fresh weighs If-None-Match against the answer's ETag, so that header goes first.
+    res.setHeader('ETag', etag);
+    const notModified = req.fresh;
 
     let range: { start: number; end: number } | undefined;
     const ifRange = req.headers['if-range'];
@@ -210,7 +211,7 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
       if (Array.isArray(parsed) && parsed.type === 'bytes' && parsed.length === 1) range = parsed[0];
     }
 
-    // Open the blob before any header is set, so a missing blob is a plain JSON 404.
+    // Open the blob before the other headers are set, so a missing blob is a plain JSON 404.
     let body: Readable | undefined;
     if (!notModified && req.method !== 'HEAD' && size > 0) {
       try {
@@ -219,6 +220,7 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
         if (!BlobNotFound.is(err)) throw err;
         // The row outlived its blob (a store restored from an older backup, a manual delete).
         log.error({ file: a.id, variant, key }, 'attachment row without its blob');
+        res.removeHeader('ETag');
         throw errors.notFound('file');
       }
     }
@@ -228,7 +230,6 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
     // Even if a browser were talked into rendering a file as a page, it runs nothing and reaches nothing.
     res.setHeader('Content-Security-Policy', "default-src 'none'; sandbox");
     res.setHeader('Content-Disposition', contentDisposition(inline ? 'inline' : 'attachment', name));
-    res.setHeader('ETag', etag);
     res.setHeader('Cache-Control', CACHE_CONTROL);
     res.setHeader('Accept-Ranges', 'bytes');
     if (notModified) {

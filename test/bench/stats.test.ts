@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { percentile, summarise } from '../../bench/lib/stats.js';
-import { idFromText, runPool } from '../../bench/lib/workload.js';
+import { runPool } from '../../bench/lib/pool.js';
+import { idFromText } from '../../bench/lib/tally.js';
 
 describe('bench: latency statistics', () => {
   it('takes nearest-rank percentiles: p50 of 1..100 is 50, p99 is 99, p100 is the max', () => {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import type { Bus } from '../../server/bus/bus.js';
+import { sleep } from '../support/sleep.js';
 
 /** What a bus implementation gives the contract suite: nodes that share a backend, and a stranger. */
 export interface BusFixture {
@@ -12,8 +13,6 @@ export interface BusFixture {
   /** Remove whatever the run left behind (keys); called after every bus is closed. */
   end(): Promise<void>;
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Collects payloads, and lets a test wait for the next ones without a fixed sleep. */
 class Inbox {

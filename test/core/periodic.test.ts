@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import { pino } from 'pino';
 import { Periodic } from '../../server/core/periodic.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../support/sleep.js';
 
 describe('Periodic background jobs (archive, retention)', function () {
   it('runs again after each run ends, never two at once, goes on after a failure, and stop waits for a run in progress', async () => {

@@ -179,6 +179,8 @@ for (const backend of ['embedded', 'real'] as const) {
       const etag = full.headers['etag'] as string;
       expect(etag).to.be.a('string');
       await download(bob, a.url).set('If-None-Match', etag).expect(304);
+      await download(bob, a.url).set('If-None-Match', `"another", W/${etag}`).expect(304); // a list, a weak match
+      await download(bob, a.url).set('If-None-Match', etag).set('Cache-Control', 'no-cache').expect(200); // a forced reload
       const stale = await download(bob, a.url).set('Range', 'bytes=0-9').set('If-Range', '"something-else"').expect(200);
       expect((stale.body as Buffer).equals(data)).to.equal(true);
     });

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import supertest from 'supertest';
+import { sleep } from './sleep.js';
 
 /** A free TCP port on loopback. */
 export function freePort(): Promise<number> {
@@ -48,7 +49,7 @@ export async function waitReady(url: string, ms: number, p: ParleyProcess): Prom
     } catch {
       /* not listening yet */
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   throw new Error(`Parley did not become ready; its output:\n${p.output()}`);
 }

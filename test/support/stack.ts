@@ -17,6 +17,7 @@ import { migrate } from '../../server/store/migrate.js';
 import { PostgresDatabase } from '../../server/store/postgres.js';
 import { sharedEmbedded } from './embedded.js';
 import { PG_URL, REDIS_URL, dropPrefix, requireServices, unique } from './services.js';
+import { sleep } from './sleep.js';
 
 /** One running Parley node of a test. */
 export interface TestNode {
@@ -125,7 +126,7 @@ export async function startStack(opts: { nodes?: number; backend: 'real' | 'embe
  * its users coming online land (the wait lets heartbeats in flight reach the bus).
  */
 export async function flushPresence(stack: Stack, waitMs = 300): Promise<void> {
-  await new Promise((r) => setTimeout(r, waitMs));
+  await sleep(waitMs);
   for (const n of stack.nodes) await n.deps.core.presence.flush();
 }
 

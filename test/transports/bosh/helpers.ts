@@ -82,7 +82,7 @@ export async function within<T>(p: Promise<T>, ms: number, what: string): Promis
   }
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { sleep } from '../../support/sleep.js';
 
 /**
  * Issue 11's crafted 64 KB body: 30 nested elements declaring 63 prefixes each, then leaves that
