@@ -56,6 +56,12 @@ export interface Bus {
    */
   unlockWith(lockKey: string, token: string, write: { key: string; value: string | null; ttlMs: number } | null): Promise<boolean>;
   /**
+   * Keep a lock this holder still has (`lockKey` holds `token`) for another ttlMs; resolves false,
+   * changing nothing, when the lock is gone or another's. A long locked section renews its lock
+   * so that it is not taken from under it.
+   */
+  extendLock(lockKey: string, token: string, ttlMs: number): Promise<boolean>;
+  /**
    * Add `by` (default 1; negative gives back) to a counter that expires ttlMs after its first
    * increment; resolves the new value.
    */

@@ -223,6 +223,13 @@ export class LocalBus implements Bus {
     return true;
   }
 
+  async extendLock(lockKey: string, token: string, ttlMs: number): Promise<boolean> {
+    this.checkOpen();
+    if (this.hub.read(lockKey)?.value !== token) return false;
+    this.hub.write(lockKey, { value: token, expiresAt: this.hub.now() + ttl(ttlMs) });
+    return true;
+  }
+
   async incr(key: string, ttlMs: number, by = 1): Promise<number> {
     this.checkOpen();
     const ms = ttl(ttlMs);

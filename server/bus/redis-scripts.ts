@@ -40,6 +40,16 @@ local n = redis.call('INCRBY', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
 return n`,
   },
+  /** Keep a lock for another ARGV[2] ms while it still holds our token (ARGV[1]). */
+  parleyExtendLock: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`,
+  },
   /** Set-if-absent a lock and, when taken, read a key with it. */
   parleyLockGet: {
     numberOfKeys: 2,
@@ -77,6 +87,7 @@ export type Scripted = (Redis | Cluster) & {
   parleyHeartbeat(zset: string, hash: string, user: string, atMs: Arg, node: string): Promise<number>;
   parleySweep(zset: string, hash: string, beforeMs: Arg, max: Arg): Promise<string[]>;
   parleyIncr(key: string, ttlMs: Arg, by: Arg): Promise<number>;
+  parleyExtendLock(lock: string, token: string, ttlMs: Arg): Promise<number>;
   parleyLockGet(lock: string, key: string, token: string, ttlMs: Arg): Promise<[number, (string | null)?]>;
   parleyUnlockWith(lock: string, key: string, token: string, mode: string, value: string, ttlMs: Arg): Promise<number>;
 };

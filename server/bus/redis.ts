@@ -124,6 +124,11 @@ export class RedisBus implements Bus {
     await this.cmd.del(this.key(key));
   }
 
+  async extendLock(lockKey: string, token: string, ttlMs: number): Promise<boolean> {
+    this.checkOpen();
+    return Number(await this.cmd.parleyExtendLock(this.key(lockKey), token, ttl(ttlMs))) === 1;
+  }
+
   async incr(key: string, ttlMs: number, by = 1): Promise<number> {
     this.checkOpen();
     if (!Number.isSafeInteger(by)) throw new Error(`incr by ${by}: not an integer`);

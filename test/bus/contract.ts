@@ -417,6 +417,20 @@ export function busContract(name: string, make: () => Promise<BusFixture>): void
       // Found by npm run chaos (BOSH messages lost around a Redis restart): a locked section that
       // outlived its lock (or a save the Redis client sent again after reconnecting) wrote its
       // older state over the newer state of whoever took the lock next.
+      it('extendLock keeps a lock only for its holder', async function () {
+        const n1 = await node();
+        const n2 = await node();
+        const session = fresh('session');
+        const lock = `lock:${session}`;
+        expect((await n1.lockAndGet(lock, 'mine', 150, `state:${session}`)).locked).to.equal(true);
+        expect(await n2.extendLock(lock, 'theirs', 60_000)).to.equal(false);
+        expect(await n1.extendLock(lock, 'mine', 60_000)).to.equal(true);
+        await sleep(300); // past the first 150 ms: the renewal holds it
+        expect((await n2.lockAndGet(lock, 'theirs', 60_000, `state:${session}`)).locked).to.equal(false);
+        expect(await n1.unlockWith(lock, 'mine', null)).to.equal(true);
+        expect(await n1.extendLock(lock, 'mine', 60_000)).to.equal(false); // gone
+      });
+
       it('a write whose lock expired and was taken by another is not applied', async function () {
         const n1 = await node();
         const n2 = await node();

@@ -105,20 +105,35 @@ export class SessionStore {
       backoff = Math.min(backoff * 2, 16);
     }
     const lockedAt = Date.now();
+    // A step may take longer than the lock lives (a SASL login waits for the password hash, which
+    // a login storm queues): it renews the lock while it runs, and stops only when the lock is no
+    // longer its own (then it saves nothing: another node may have moved the session on).
+    let lost = false;
+    const renew = setInterval(() => {
+      this.bus.extendLock(lockKey, token, this.lockTtlMs).then(
+        (held) => (lost ||= !held),
+        () => (lost = true),
+      );
+    }, Math.max(10, Math.floor(this.lockTtlMs / 3)));
     let out: Outcome<T>;
     try {
       out = await fn(got.value ? (JSON.parse(got.value) as SessionState) : null);
     } catch (err) {
       await this.bus.unlockWith(lockKey, token, null).catch(() => undefined);
       throw err;
+    } finally {
+      clearInterval(renew);
     }
     const took = Date.now() - lockedAt;
     let write: { key: string; value: string | null; ttlMs: number } | null = null;
     if (out.drop) write = { key: this.key(sid), value: null, ttlMs: 0 };
     else if (out.save) write = { key: this.key(sid), value: JSON.stringify(out.save), ttlMs: storeTtlMs(out.save) };
-    // Past the lock time another node may have taken the lock and changed the session: abort
-    // rather than overwrite (the script checks the token too, for the time the write travels).
-    if (took >= this.lockTtlMs && write) throw new LockLost(took);
+    // The lock was lost meanwhile: abort rather than overwrite (the script checks the token too,
+    // for the time the write travels).
+    if (lost && write) {
+      await this.bus.unlockWith(lockKey, token, null).catch(() => undefined);
+      throw new LockLost(took);
+    }
     if (!(await this.bus.unlockWith(lockKey, token, write)) && write) throw new LockLost(took);
     return out.result;
   }

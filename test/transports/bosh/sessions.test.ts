@@ -42,6 +42,8 @@ describe('BOSH shared session store', function () {
     const hub = new LocalHub();
     const buses = [new LocalBus({ log, hub }), new LocalBus({ log, hub })];
     try {
+      // The slow node cannot renew its lock meanwhile (it lost its connection to the bus)
+      buses[0]!.extendLock = () => new Promise<boolean>(() => undefined);
       const [slow, next] = buses.map((b) => new SessionStore(b)) as [SessionStore, SessionStore];
       await slow.create(createSession('sid-slow', 10, negotiate({ ver: '1.6' }) as Negotiated, Date.now()));
       const late = slow.update('sid-slow', async (cur) => {
@@ -97,6 +99,7 @@ describe('BOSH shared session store', function () {
     const hub = new LocalHub();
     const buses = [new LocalBus({ log, hub }), new LocalBus({ log, hub })];
     try {
+      buses[0]!.extendLock = async () => false; // its renewal finds the lock gone (or another's)
       const [slow, fast] = buses.map((b) => new SessionStore(b, 100));
       await slow!.create(createSession('sid-4', 1, negotiate({ ver: '1.6' }) as Negotiated, Date.now()));
       const late = slow!.update('sid-4', async (s) => {
@@ -113,6 +116,31 @@ describe('BOSH shared session store', function () {
       await late.catch((err: unknown) => (failure = err));
       expect(failure).to.be.instanceOf(LockLost);
       expect((await fast!.get('sid-4'))!.lastRid).to.equal(2);
+    } finally {
+      for (const b of buses) await b.close();
+    }
+  });
+
+  it('a step longer than the lock renews it and keeps the session: the next holder waits, then runs on its state', async () => {
+    const hub = new LocalHub();
+    const buses = [new LocalBus({ log, hub }), new LocalBus({ log, hub })];
+    try {
+      const [slow, next] = buses.map((b) => new SessionStore(b, 100));
+      await slow!.create(createSession('sid-5', 1, negotiate({ ver: '1.6' }) as Negotiated, Date.now()));
+      const late = slow!.update('sid-5', async (s) => {
+        await new Promise((r) => setTimeout(r, 350)); // a SASL login waiting for its password hash
+        s!.lastRid = 7;
+        return { result: 'logged in', save: s };
+      });
+      await new Promise((r) => setTimeout(r, 150)); // past the 100 ms the lock lives without renewal
+      const after = await next!.update('sid-5', (s) => {
+        const seen = s!.lastRid;
+        s!.lastRid = 8;
+        return { result: seen, save: s };
+      });
+      expect(await late).to.equal('logged in');
+      expect(after).to.equal(7); // it waited for the slow step and saw what it saved
+      expect((await next!.get('sid-5'))!.lastRid).to.equal(8);
     } finally {
       for (const b of buses) await b.close();
     }
