@@ -6,10 +6,10 @@ import { flushPresence, startStack, useStack } from '../support/stack.js';
  * The multinode suite: nodes on one database and one bus, behind a load balancer that is not
  * sticky. `env` points the nodes elsewhere (PgBouncer, a Redis Cluster); read when the suite starts.
  */
-export function multinodeSuite(title: string, env: Record<string, string> = {}): void {
+export function multinodeSuite(title: string, env: Record<string, string> = {}, backend: 'real' | 'embedded' = 'real'): void {
   describe(title, function () {
     this.timeout(60_000);
-    const suite = useStack({ backend: 'real', nodes: 2, env });
+    const suite = useStack({ backend, nodes: 2, env });
     let A: string;
     let B: string;
     before(() => {
@@ -84,7 +84,7 @@ export function multinodeSuite(title: string, env: Record<string, string> = {}):
     it('no acknowledged message is lost when node A dies between commit and wake-up', async () => {
       // A stack of its own, since one of its nodes dies: node X "dies" right after its commit
       // (its wake-ups dropped), then is killed; node Y must still deliver the message.
-      const doomed = await startStack({ backend: 'real', nodes: 2, env });
+      const doomed = await startStack({ backend, nodes: 2, env });
       try {
         const [X, Y] = doomed.nodes.map((n) => n.url) as [string, string];
         const { alice, bob, conv } = await pair(X, Y);
@@ -161,7 +161,7 @@ export function multinodeSuite(title: string, env: Record<string, string> = {}):
     });
 
     it('a wake-up lost with its node delays a parked poll on a node that trusts its known head, but never loses the message', async () => {
-      const doomed = await startStack({ backend: 'real', nodes: 2, env });
+      const doomed = await startStack({ backend, nodes: 2, env });
       try {
         const [X, Y] = doomed.nodes.map((n) => n.url) as [string, string];
         const { alice, bob, conv } = await pair(X, Y);

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { createApp } from '../../server/app.js';
 import { createServer } from '../../server/http/server.js';
 import type { Bus } from '../../server/bus/bus.js';
-import { LocalBus } from '../../server/bus/local.js';
+import { LocalBus, LocalHub } from '../../server/bus/local.js';
 import { RedisBus } from '../../server/bus/redis.js';
 import { loadConfig, type Config } from '../../server/config.js';
 import { answerHeld, assemble, disassemble, postgresOptions, redisOptions, redisTls, type Deps } from '../../server/deps.js';
@@ -43,7 +43,8 @@ const silent = pino({ level: process.env['TEST_LOG'] ?? 'silent' });
 /**
  * Start `nodes` Parley nodes. `real`: PostgreSQL (a schema of its own) and Redis (a prefix of its
  * own), connected as the configuration says (`env` may point them elsewhere: TLS, PgBouncer);
- * `embedded`: the run's shared PGlite and an in-process bus (one node).
+ * `embedded`: the run's shared PGlite and in-process buses sharing one hub (several nodes in this
+ * process, as the multinode suites run without services).
  */
 export async function startStack(opts: { nodes?: number; backend: 'real' | 'embedded'; env?: Record<string, string> }): Promise<Stack> {
   const count = opts.nodes ?? 1;
@@ -77,9 +78,10 @@ export async function startStack(opts: { nodes?: number; backend: 'real' | 'embe
       await dropPrefix(real.redisPrefix, real.redisUrl, redisTls(real), real.redisCluster);
     });
   } else {
-    if (count !== 1) throw new Error('the embedded default is one node');
     sharedDb = await sharedEmbedded();
   }
+  // In-process nodes see one another's pub/sub, counters and locks through one hub, as through Redis
+  const hub = new LocalHub();
   for (let i = 0; i < count; i++) {
     const nodeConfig = { ...config, nodeId: `node-${i}` };
     let db: Database;
@@ -89,7 +91,7 @@ export async function startStack(opts: { nodes?: number; backend: 'real' | 'embe
       bus = await RedisBus.connect(redisOptions(real, silent));
     } else {
       db = sharedDb;
-      bus = new LocalBus({ log: silent });
+      bus = new LocalBus({ log: silent, hub });
     }
     const deps = await assemble(nodeConfig, silent, db, bus, { masterKey, defaultMetrics: false });
     const server = createServer(createApp(deps), nodeConfig);
