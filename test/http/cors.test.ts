@@ -51,4 +51,28 @@ describe('a page of another site uses the API (CORS)', function () {
       expect(get.headers.get('access-control-allow-origin')).to.equal(null);
     });
   });
+
+  describe('BOSH (/http-bind) with CORS_ORIGINS naming the sites allowed', function () {
+    const s = useStack({ backend: 'embedded', env: { CORS_ORIGINS: 'https://app.example' } });
+    const bosh = (origin: string, method: 'OPTIONS' | 'POST') =>
+      fetch(`${s.url()}/http-bind`, {
+        method,
+        headers: { Origin: origin, 'Content-Type': 'text/xml', ...(method === 'OPTIONS' ? { 'Access-Control-Request-Method': 'POST' } : {}) },
+        ...(method === 'POST' ? { body: "<body rid='1' xmlns='http://jabber.org/protocol/httpbind' to='localhost' wait='1' hold='1' ver='1.6'/>" } : {}),
+      });
+
+    it('allows the listed site to open a session, and no other', async () => {
+      const pre = await bosh('https://app.example', 'OPTIONS');
+      expect(pre.status).to.equal(204);
+      expect(pre.headers.get('access-control-allow-origin')).to.equal('https://app.example');
+      expect(pre.headers.get('access-control-allow-methods')).to.match(/POST/);
+      const created = await bosh('https://app.example', 'POST');
+      expect(created.status).to.equal(200);
+      expect(created.headers.get('access-control-allow-origin')).to.equal('https://app.example');
+      expect(await created.text()).to.match(/sid=/);
+      const evil = await bosh('https://evil.example', 'OPTIONS');
+      expect(evil.headers.get('access-control-allow-origin')).to.equal(null);
+      expect((await bosh('https://evil.example', 'POST')).headers.get('access-control-allow-origin')).to.equal(null);
+    });
+  });
 });

@@ -4,6 +4,7 @@
  * form types, and proxies rewrite it), bounded in size, and always answers with a Content-Length
  * (never chunked: some proxies buffer chunked answers until the end, which defeats long polling).
  */
+import cors from 'cors';
 import { Router, type Request, type Response } from 'express';
 import type { Deps } from '../../deps.js';
 import { addressOf } from '../../http/auth.js';
@@ -12,15 +13,9 @@ import { terminal, type BoshResponse } from './body.js';
 /** The paths BOSH answers on: /http-bind is what most clients default to, /bosh what Converse.js docs use. */
 export const BOSH_PATHS = ['/http-bind', '/bosh'];
 
-/** Allowed origins: `*` or a list, from CORS_ORIGINS. */
-function corsHeaders(req: Request, res: Response, origins: string[] | '*'): void {
-  const origin = req.headers.origin;
-  if (!origin || (origins !== '*' && !origins.includes(origin))) return;
-  res.setHeader('Access-Control-Allow-Origin', origins === '*' ? '*' : origin);
-  res.setHeader('Vary', 'Origin');
-  res.setHeader('Access-Control-Allow-Methods', 'POST, OPTIONS');
-  res.setHeader('Access-Control-Allow-Headers', 'Content-Type');
-  res.setHeader('Access-Control-Max-Age', '86400');
+/** CORS for BOSH (the `cors` package, as the API): origins from CORS_ORIGINS, POST and its preflight. */
+function boshCors(origins: string[] | '*') {
+  return cors({ origin: origins, methods: ['POST', 'OPTIONS'], allowedHeaders: ['Content-Type'], maxAge: 86_400 });
 }
 
 function write(res: Response, r: BoshResponse): void {
@@ -86,13 +81,10 @@ export function boshRouter(deps: Deps): Router {
   const origins = deps.config.corsOrigins;
   // The BOSH body limit is the API's: a stanza carries at most a 16 KiB text.
   const limit = deps.config.bodyLimit;
+  const allow = boshCors(origins);
   for (const path of BOSH_PATHS) {
-    router.options(path, (req, res) => {
-      corsHeaders(req, res, origins);
-      res.status(204).end();
-    });
-    router.post(path, async (req, res) => {
-      corsHeaders(req, res, origins);
+    router.options(path, allow); // the preflight: 204
+    router.post(path, allow, async (req, res) => {
       const read = await readBody(req, limit);
       if ('tooLarge' in read) {
         if (!read.drained) res.setHeader('Connection', 'close');
