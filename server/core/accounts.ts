@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Bus } from '../bus/bus.js';
 import { Credentials } from '../store/credentials.js';
@@ -49,9 +50,9 @@ function tokenHash(token: string): Buffer {
 
 /** Accounts: registration, login, logout and token checks. Tokens are random and stored hashed. */
 export class Accounts {
-  private readonly cache = new Map<string, { principal: Principal; until: number }>();
+  private readonly cache = new LRUCache<string, { principal: Principal; until: number }>({ max: TOKEN_CACHE_LIMIT });
   /** Token → its hash (hex), so a cached token is not hashed again on every request. */
-  private readonly hashes = new Map<string, string>();
+  private readonly hashes = new LRUCache<string, string>({ max: TOKEN_CACHE_LIMIT });
   private readonly onRevoke = (hashHex: string) => void this.cache.delete(hashHex);
   private offResume: (() => void) | null = null;
   private readonly credentials: Credentials;
@@ -130,9 +131,7 @@ export class Accounts {
     if (!user) return null;
     if (this.now() - user.refreshedAt.getTime() > TOKEN_REFRESH_MS) await this.credentials.refresh(hash);
     const principal = { id: Number(user.id), name: user.name, device: key.slice(0, 16) };
-    if (this.cache.size >= TOKEN_CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(key, { principal, until: this.now() + TOKEN_CACHE_MS });
-    if (this.hashes.size >= TOKEN_CACHE_LIMIT) this.hashes.delete(this.hashes.keys().next().value as string);
     this.hashes.set(token, key);
     return principal;
   }

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -56,7 +57,7 @@ interface ChunkMessage {
  */
 export class Archive {
   private readonly sealed: SealedBlobs;
-  private readonly cache = new Map<string, StoredMessage[]>();
+  private readonly cache = new LRUCache<string, StoredMessage[]>({ max: CACHE_CHUNKS });
   private periodic: Periodic | undefined;
 
   constructor(
@@ -170,11 +171,7 @@ export class Archive {
   /** A chunk's messages, oldest first, from the cache or the blob store. */
   private async open(chunk: ArchiveChunk): Promise<StoredMessage[]> {
     const hit = this.cache.get(chunk.blobKey);
-    if (hit) {
-      this.cache.delete(chunk.blobKey); // most recently used goes last
-      this.cache.set(chunk.blobKey, hit);
-      return hit;
-    }
+    if (hit) return hit;
     const conv = await this.store.conversation(chunk.conversationId);
     if (!conv) return [];
     const key = this.keys.key(conv.id, conv.wrapped_key);
@@ -183,7 +180,6 @@ export class Archive {
     const rows = JSON.parse((await gunzipAsync(Buffer.concat(parts))).toString('utf8')) as ChunkMessage[];
     // Messages emptied once delivered (RETENTION=until-delivered) are no history
     const messages = rows.map((r) => fromChunkMessage(chunk.conversationId, r)).filter(hasContent);
-    if (this.cache.size >= CACHE_CHUNKS) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(chunk.blobKey, messages);
     return messages;
   }

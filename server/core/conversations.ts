@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ConversationRow, NewConversation, OpenOutcome, Role, Store } from '../store/store.js';
@@ -30,7 +31,7 @@ export class Conversations {
   /** Conversations being opened: many at once go in one transaction, like sends. */
   private readonly opens: GroupCommit<NewConversation, OpenOutcome>;
   /** Conversation id → what never changes about it (kind, wrapped key); bounded. */
-  protected readonly meta = new Map<string, Pick<ConversationRow, 'id' | 'kind' | 'wrapped_key'>>();
+  protected readonly meta = new LRUCache<string, Pick<ConversationRow, 'id' | 'kind' | 'wrapped_key'>>({ max: META_LIMIT });
 
   constructor(
     protected readonly store: Store,
@@ -64,7 +65,6 @@ export class Conversations {
   }
 
   protected remember(conv: Pick<ConversationRow, 'id' | 'kind' | 'wrapped_key'>): void {
-    if (this.meta.size >= META_LIMIT) this.meta.delete(this.meta.keys().next().value as string);
     this.meta.set(conv.id, { id: conv.id, kind: conv.kind, wrapped_key: conv.wrapped_key });
   }
 

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { newDataKey, open, seal, unwrapKey, wrapKey } from './crypto.js';
 
 /** How many unwrapped conversation keys a node keeps; each is 32 bytes, the cap only bounds the map. */
@@ -8,7 +9,7 @@ const CACHE_LIMIT = 10_000;
  * message text. Unwrapped keys are cached (unwrapping is an AES-GCM open per message otherwise).
  */
 export class Keyring {
-  private readonly cache = new Map<string, Buffer>();
+  private readonly cache = new LRUCache<string, Buffer>({ max: CACHE_LIMIT });
   /**
    * `master` wraps new keys; `previous` master keys (MASTER_KEY_PREVIOUS, during a rotation) only
    * unwrap keys that `npm run rotate-master-key` has not re-wrapped yet.
@@ -65,7 +66,6 @@ export class Keyring {
   }
 
   private remember(id: string, key: Buffer): void {
-    if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(id, key);
   }
 }

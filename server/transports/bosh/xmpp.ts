@@ -4,6 +4,7 @@
  * for the session. Works on the session state it is given, under the session lock the binding
  * holds; what it answers goes to the session's out-queue.
  */
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Principal } from '../../core/accounts.js';
 import type { Core } from '../../core/core.js';
@@ -38,8 +39,8 @@ export function principalOf(s: SessionState): Principal | null {
 
 /** Stanzas in, core calls; events in, stanzas out. One per node (its caches are the node's). */
 export class Xmpp {
-  private readonly kinds = new Map<string, 'direct' | 'group'>();
-  private readonly directs = new Map<string, string>();
+  private readonly kinds = new LRUCache<string, 'direct' | 'group'>({ max: KIND_CACHE_MAX });
+  private readonly directs = new LRUCache<string, string>({ max: DIRECT_CACHE_MAX });
 
   constructor(private readonly core: Core, private readonly domain: string, private readonly log: Logger) {}
 
@@ -85,7 +86,6 @@ export class Xmpp {
   }
 
   private cacheKind(id: string, kind: 'direct' | 'group'): void {
-    if (this.kinds.size >= KIND_CACHE_MAX) this.kinds.clear();
     this.kinds.set(id, kind);
   }
 
@@ -198,7 +198,6 @@ export class Xmpp {
     if (cached) return cached;
     await this.core.limits.conversation(me.id);
     const { id } = await this.core.messaging.directId(me, to.name);
-    if (this.directs.size >= DIRECT_CACHE_MAX) this.directs.clear();
     this.directs.set(key, id);
     this.cacheKind(id, 'direct');
     return id;
