@@ -8,7 +8,7 @@ import { GroupCommit } from './group-commit.js';
 import type { Keyring } from './keys.js';
 import type { Notifier } from './notifier.js';
 import { receiptEvents } from './receipts.js';
-import { viewOf, type ConversationView, type MessageView } from './views.js';
+import { rolesOf, viewOf, type ConversationView, type MessageView } from './views.js';
 
 export { MAX_MEMBERS, newId, type MemberConversation } from './conversations.js';
 export { statusOf, type ConversationView, type MessageView } from './views.js';
@@ -184,8 +184,8 @@ export class Messaging extends Conversations {
       id: r.id,
       kind: r.kind,
       title: r.title,
-      members: r.members,
-      ...(r.kind === 'group' ? { owner: r.owner, admins: r.admins, history: r.history } : {}),
+      members: r.roster.map((m) => m.name),
+      ...(r.kind === 'group' ? { ...rolesOf(r.roster), history: r.history } : {}),
       accepted: r.accepted,
       unread: r.unread,
       last_message: rendered.get(r.id) ?? null,

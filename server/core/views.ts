@@ -1,4 +1,4 @@
-import type { MemberPosition, StoredMessage } from '../store/store.js';
+import type { MemberPosition, Role, StoredMessage } from '../store/store.js';
 
 /** What the API shows: messages and conversations as one viewer sees them, and how their status is worked out. */
 
@@ -33,6 +33,11 @@ export interface ConversationView {
   last_message?: MessageView | null;
 }
 
+
+/** A group's owner and admins, from its members' roles. */
+export function rolesOf(members: ReadonlyArray<{ name: string; role: Role }>): { owner: string | null; admins: string[] } {
+  return { owner: members.find((m) => m.role === 'owner')?.name ?? null, admins: members.filter((m) => m.role === 'admin').map((m) => m.name) };
+}
 
 /** Member names in the order the store lists them (byte order, as ORDER BY name COLLATE "C"). */
 export function byName(names: string[]): string[] {

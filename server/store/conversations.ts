@@ -100,7 +100,7 @@ export class Conversations {
     return outcomes[0]!.created ? heads : null;
   }
 
-  /** The conversations of a user, most recently active first, with unread counts and last message. */
+  /** The conversations of a user (in no order: core pages them), with unread counts and last message. */
   async conversationsOf(userId: number): Promise<ConversationSummary[]> {
     const rows = await this.db.query<{
       id: string;
@@ -110,20 +110,17 @@ export class Conversations {
       last_seq: number;
       read_seq: number;
       unread: number;
-      members: string[];
+      names: string[] | null;
+      roles: Role[] | null;
       accepted: boolean;
       history: 'joined' | 'all';
-      owner: string | null;
-      admins: string[] | null;
     }>(
       `SELECT c.id, c.kind, c.title, c.wrapped_key, c.last_seq, me.read_seq,
          (SELECT count(*)::int FROM messages x WHERE x.conversation_id = c.id AND x.seq > me.read_seq AND x.sender_id <> $1) AS unread,
-         (SELECT array_agg(u.name ORDER BY u.name COLLATE "C") FROM members o JOIN users u ON u.id = o.user_id WHERE o.conversation_id = c.id) AS members,
-         c.history, me.accepted,
-         (SELECT u.name FROM members o JOIN users u ON u.id = o.user_id WHERE o.conversation_id = c.id AND o.role = 'owner') AS owner,
-         (SELECT array_agg(u.name ORDER BY u.name COLLATE "C") FROM members o JOIN users u ON u.id = o.user_id
-           WHERE o.conversation_id = c.id AND o.role = 'admin') AS admins
+         r.names, r.roles, c.history, me.accepted
        FROM members me JOIN conversations c ON c.id = me.conversation_id
+       CROSS JOIN LATERAL (SELECT array_agg(u.name ORDER BY u.name COLLATE "C") AS names, array_agg(o.role ORDER BY u.name COLLATE "C") AS roles
+                           FROM members o JOIN users u ON u.id = o.user_id WHERE o.conversation_id = c.id) r
        WHERE me.user_id = $1`,
       [userId],
     );
@@ -135,23 +132,19 @@ export class Conversations {
       [userId],
     );
     const lastBy = new Map(last.map((r) => [r.conversation_id, toMessage(r)]));
-    return rows
-      .map((r) => ({
-        id: r.id,
-        kind: r.kind,
-        title: r.title,
-        wrappedKey: toBuffer(r.wrapped_key),
-        lastSeq: Number(r.last_seq),
-        readSeq: Number(r.read_seq),
-        unread: Number(r.unread),
-        members: r.members ?? [],
-        history: r.history,
-        accepted: Boolean(r.accepted),
-        owner: r.owner,
-        admins: r.admins ?? [],
-        lastMessage: lastBy.get(r.id) ?? null,
-      }))
-      .sort((a, b) => (b.lastMessage?.sentAt.getTime() ?? 0) - (a.lastMessage?.sentAt.getTime() ?? 0));
+    return rows.map((r) => ({
+      id: r.id,
+      kind: r.kind,
+      title: r.title,
+      wrappedKey: toBuffer(r.wrapped_key),
+      lastSeq: Number(r.last_seq),
+      readSeq: Number(r.read_seq),
+      unread: Number(r.unread),
+      roster: (r.names ?? []).map((name, i) => ({ name, role: r.roles![i]! })),
+      history: r.history,
+      accepted: Boolean(r.accepted),
+      lastMessage: lastBy.get(r.id) ?? null,
+    }));
   }
 
   /** Conversations' wrapped keys in id order, after `afterId`, at most limit (for key rotation). */

@@ -120,12 +120,11 @@ export interface ConversationSummary {
   lastSeq: number;
   readSeq: number;
   unread: number;
-  members: string[];
+  /** Every member with their role, by name (byte order). */
+  roster: Array<{ name: string; role: Role }>;
   history: 'joined' | 'all';
   /** The viewer consented to it (opened it, sent in it, or accepted it). */
   accepted: boolean;
-  owner: string | null;
-  admins: string[];
   lastMessage: StoredMessage | null;
 }
 
