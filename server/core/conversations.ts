@@ -8,7 +8,7 @@ import { errors } from './errors.js';
 import { GroupCommit } from './group-commit.js';
 import type { Keyring } from './keys.js';
 import type { Notifier } from './notifier.js';
-import { byName, type ConversationView } from './views.js';
+import { byName, rolesOf, type ConversationView } from './views.js';
 
 /** Largest group. */
 export const MAX_MEMBERS = 500;
@@ -57,10 +57,11 @@ export class Conversations {
   }
 
   /** The group if I may manage its members (its owner or an admin): 403 otherwise. */
-  protected async requireManager(conversationId: unknown, me: Principal, what: string): Promise<MemberConversation> {
+  /** The group if my role in it is one of `allowed` (403 otherwise); `what` names the action in the errors. */
+  protected async requireRole(conversationId: unknown, me: Principal, allowed: readonly Role[], what: string): Promise<MemberConversation> {
     const conv = await this.requireMember(conversationId, me);
     if (conv.kind !== 'group') throw errors.badRequest(`${what} only in groups`, 'not_a_group');
-    if (conv.role === 'member') throw errors.forbidden(`only the group's owner and admins ${what}`);
+    if (!allowed.includes(conv.role)) throw errors.forbidden(`only the group's ${allowed.join(' and ')}s may ${what}`);
     return conv;
   }
 
@@ -139,7 +140,7 @@ export class Conversations {
    * setting: from now on (the default), or its whole history.
    */
   async addMember(me: Principal, conversationId: unknown, rawName: unknown): Promise<void> {
-    const conv = await this.requireManager(conversationId, me, 'add members');
+    const conv = await this.requireRole(conversationId, me, ['owner', 'admin'], 'add members');
     const user = await this.store.userByName(normaliseName(rawName));
     if (!user) throw errors.notFound('user');
     const count = (await this.store.members([conv.id])).length;
@@ -188,8 +189,7 @@ export class Conversations {
 
   /** Make a member of my group an admin, or a plain member again: the owner may. */
   async setAdmin(me: Principal, conversationId: unknown, rawName: unknown, admin: boolean): Promise<void> {
-    const conv = await this.requireManager(conversationId, me, 'change roles');
-    if (conv.role !== 'owner') throw errors.forbidden("only the group's owner makes admins");
+    const conv = await this.requireRole(conversationId, me, ['owner'], 'change roles');
     const target = (await this.store.members([conv.id])).find((m) => m.name === normaliseName(rawName));
     if (!target) throw errors.notFound('member');
     if (target.role === 'owner') throw errors.badRequest('the owner is not an admin', 'bad_role');
@@ -199,8 +199,7 @@ export class Conversations {
 
   /** Change what members who join my group later may read (`joined` or `all`): the owner may. */
   async setHistory(me: Principal, conversationId: unknown, rawHistory: unknown): Promise<ConversationView> {
-    const conv = await this.requireManager(conversationId, me, 'change settings');
-    if (conv.role !== 'owner') throw errors.forbidden("only the group's owner changes its settings");
+    const conv = await this.requireRole(conversationId, me, ['owner'], 'change settings');
     const { heads } = await this.store.setHistory(conv.id, historyOf(rawHistory));
     this.notifier.wake(heads);
     return (await this.views(me, [conv.id]))[0]!;
@@ -234,11 +233,7 @@ export class Conversations {
         continue;
       }
       const view: ConversationView = { id, kind: conv.kind, title: conv.title, members: mine.map((m) => m.name) };
-      if (conv.kind === 'group') {
-        view.owner = mine.find((m) => m.role === 'owner')?.name ?? null;
-        view.admins = mine.filter((m) => m.role === 'admin').map((m) => m.name);
-        view.history = conv.history;
-      }
+      if (conv.kind === 'group') Object.assign(view, rolesOf(mine), { history: conv.history });
       out.push(view);
     }
     return out;
