@@ -41,24 +41,29 @@ export function listFunctions(): FunctionFile[] {
     });
 }
 
+/** The advisory lock every migrating node takes, for migrations and functions alike. */
+const MIGRATION_LOCK = 727002;
+
+/** Create a bookkeeping table (with its applied_at) unless it exists, also when several nodes start at once. */
+async function bookkeeping(db: Database, table: string, columns: string): Promise<void> {
+  await db.query(`CREATE TABLE IF NOT EXISTS ${table} (${columns}, applied_at timestamptz NOT NULL DEFAULT now())`).catch(async (err) => {
+    // Two nodes creating the table at once: one loses on the catalog's unique index; the table exists.
+    const rows = await db.query(`SELECT to_regclass('${table}') AS t`);
+    if (!rows[0] || !(rows[0] as { t: unknown }).t) throw err;
+  });
+}
+
 /**
  * Apply every migration not yet applied, each in its own transaction. A transaction-scoped
  * advisory lock serialises nodes that start at once: the second waits, then sees the version
  * recorded and skips it.
  */
 export async function migrate(db: Database, log: Logger): Promise<number[]> {
-  await db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`).catch(
-    async (err) => {
-      // Two nodes creating the table at once: one loses on the catalog's unique index; the table exists.
-      const rows = await db.query(`SELECT to_regclass('schema_migrations') AS t`);
-      if (!rows[0] || !(rows[0] as { t: unknown }).t) throw err;
-    },
-  );
+  await bookkeeping(db, 'schema_migrations', 'version integer PRIMARY KEY, name text NOT NULL');
   const applied: number[] = [];
   for (const m of listMigrations()) {
     const done = await db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock(727002)');
+      await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
       const rows = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [m.version]);
       if (rows.length > 0) return false;
       await tx.exec(m.sql);
@@ -84,16 +89,10 @@ export async function migrate(db: Database, log: Logger): Promise<number[]> {
  * the old one until they are gone: its prepared statements never see a changed result type.
  */
 export async function applyFunctions(db: Database, log: Logger): Promise<string[]> {
-  await db.query(`CREATE TABLE IF NOT EXISTS schema_functions (
-    name text PRIMARY KEY, revision integer NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`).catch(
-    async (err) => {
-      const rows = await db.query(`SELECT to_regclass('schema_functions') AS t`);
-      if (!rows[0] || !(rows[0] as { t: unknown }).t) throw err;
-    },
-  );
+  await bookkeeping(db, 'schema_functions', 'name text PRIMARY KEY, revision integer NOT NULL, checksum text NOT NULL');
   const files = listFunctions();
   return db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock(727002)');
+    await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
     const rows = await tx.query<{ name: string; revision: number; checksum: string }>('SELECT name, revision, checksum FROM schema_functions');
     const known = new Map(rows.map((r) => [r.name, r]));
     const changed: string[] = [];
