@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { projectPath } from '../server/paths.js';
 import { NodeClient } from './lib/client.js';
+import { runPool } from './lib/pool.js';
 import { cpuMs, cpuMsByName, freePort, startNode, stopNode, waitReady, type RunningNode } from './lib/nodes.js';
 import { checkServices, deleteKeys, dropSchema } from './lib/services.js';
 import { round, summarise } from './lib/stats.js';
@@ -53,15 +54,12 @@ const say = (m: string) => process.stderr.write(`[open ${new Date().toISOString(
 
 type Result = { ok: boolean; ms: number; status: number };
 
-/** Run tasks with at most `limit` in flight, stopping new ones past the deadline. */
+/** Run tasks with at most `limit` in flight (runPool), starting no new one past the deadline. */
 async function run(tasks: Array<() => Promise<Result>>, limit: number): Promise<Result[]> {
   const out: Result[] = [];
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      while (next < tasks.length && Date.now() < DEADLINE) out.push(await tasks[next++]!());
-    }),
-  );
+  await runPool(tasks, limit, async (task) => {
+    if (Date.now() < DEADLINE) out.push(await task());
+  });
   return out;
 }
 

@@ -5,7 +5,7 @@ import vm from 'node:vm';
 import XHR2 from 'xhr2';
 import { projectPath } from '../../server/paths.js';
 import { PASSWORD, as, register } from '../support/client.js';
-import { startStack, type Stack } from '../support/stack.js';
+import { useStack } from '../support/stack.js';
 
 /**
  * The web client's parley.js, run in a plain script context with xhr2 as its XMLHttpRequest
@@ -20,13 +20,11 @@ function loadParley(): any {
 
 describe('parley.js file URLs (issue 11 item 10)', function () {
   this.timeout(30_000);
-  let stack: Stack;
+  const suite = useStack({ backend: 'embedded' });
   let url: string;
-  before(async () => {
-    stack = await startStack({ backend: 'embedded' });
-    url = stack.nodes[0]!.url;
+  before(() => {
+    url = suite.url();
   });
-  after(async () => stack?.close());
 
   it('after start(), fileUrl carries a file grant that downloads the file, and never the token', async () => {
     const alice = await register(url, 'alice');
