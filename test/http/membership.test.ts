@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { as, pollEvents, register, type TestUser } from '../support/client.js';
+import { accept, as, pollEvents, register, type TestUser } from '../support/client.js';
 import { requireServices } from '../support/services.js';
 import { startStack, type Stack } from '../support/stack.js';
 
@@ -129,7 +129,7 @@ for (const backend of ['embedded', 'real'] as const) {
     it('a newcomer does not hold back the status of messages sent before they joined', async () => {
       const { owner, ann, bob, conv } = await group();
       const m = await send(owner, conv.id, 'read by all who were there');
-      for (const u of [ann, bob]) await as(url, u).post(`/api/conversations/${conv.id}/accept`).expect(204);
+      for (const u of [ann, bob]) await accept(url, u, conv.id);
       for (const u of [ann, bob]) await as(url, u).post(`/api/conversations/${conv.id}/read`).send({ up_to: m.seq }).expect(204);
       const erin = await register(url, 'erin');
       await as(url, owner).post(`/api/conversations/${conv.id}/members`).send({ name: erin.name }).expect(204);
