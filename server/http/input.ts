@@ -5,7 +5,8 @@ import { errors } from '../core/errors.js';
 /**
  * Input at the edge: a route names its fields in a zod schema, and reads them from the JSON or form
  * body, falling back to the query string (curl users and old browsers send what they can). Core
- * receives the parsed, typed object; a bad field is a 400 `bad_request` naming the field.
+ * receives the parsed, typed object; a bad field is a 400 `bad_<field>` (as the older routes answer,
+ * e.g. `bad_title`), its message naming the field.
  */
 export function input<S extends z.ZodType>(req: Request, schema: S): z.infer<S> {
   const b: unknown = req.body;
@@ -15,7 +16,8 @@ export function input<S extends z.ZodType>(req: Request, schema: S): z.infer<S> 
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   const where = issue && issue.path.length > 0 ? `\`${issue.path.join('.')}\`: ` : '';
-  throw errors.badRequest(`${where}${issue?.message ?? 'invalid input'}`);
+  const field = issue?.path[0];
+  throw errors.badRequest(`${where}${issue?.message ?? 'invalid input'}`, typeof field === 'string' ? `bad_${field}` : 'bad_request');
 }
 
 /** Common field shapes, so every route spells them once. */
