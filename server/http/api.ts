@@ -7,6 +7,7 @@ import { poll, parseWait } from '../transports/longpoll.js';
 import type { ParkingLot } from '../transports/parking.js';
 import { addressOf, requireUser, userOf } from './auth.js';
 import { sendJson } from './errors.js';
+import { groupsRouter } from './routes-groups.js';
 
 /** What the API routes need. */
 export interface ApiDeps {
@@ -32,6 +33,7 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   const { core, store, lot } = deps;
   const router = Router();
   const auth = requireUser(core);
+  router.use(groupsRouter(deps, auth)); // groups: settings, leave, owner, invite links
 
   router.post('/register', async (req, res) => {
     await core.limits.register(addressOf(req));
@@ -99,10 +101,6 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   router.delete('/conversations/:id/admins/:name', auth, async (req, res) => {
     await core.messaging.setAdmin(userOf(res), req.params['id'], req.params['name'], false);
     res.status(204).end();
-  });
-
-  router.post('/conversations/:id/settings', auth, async (req, res) => {
-    sendJson(res, 200, { conversation: await core.messaging.setHistory(userOf(res), req.params['id'], field(req, 'history')) });
   });
 
   router.post('/conversations/:id/members', auth, async (req, res) => {

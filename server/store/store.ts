@@ -3,6 +3,7 @@ import { Accounts } from './accounts.js';
 import { ArchiveStore } from './archive-store.js';
 import { Contacts } from './contacts.js';
 import { Conversations } from './conversations.js';
+import { Invites } from './invites.js';
 import { Membership } from './membership.js';
 import { Messages } from './messages.js';
 import { RetentionStore } from './retention-store.js';
@@ -34,7 +35,9 @@ export type {
   StoredMessage,
   StreamEntry,
   UserRow,
+  WhoCanAdd,
 } from './rows.js';
+export type { InviteLookup, InviteRow } from './invites.js';
 export type { CarriedEntries, SenderEchoes, StreamAppends, StreamHeads } from './streams.js';
 export type { MembershipChange } from './membership.js';
 export type { SendResult } from './messages.js';
@@ -50,10 +53,10 @@ export type Singles = CarriedEntries;
 export type Appended = StreamAppends;
 
 /** The aggregates whose methods make up the Store, each a class of its own over the same database. */
-const AGGREGATES = [Accounts, Conversations, Membership, Contacts, Messages, Streams, ArchiveStore, RetentionStore] as const;
+const AGGREGATES = [Accounts, Conversations, Membership, Invites, Contacts, Messages, Streams, ArchiveStore, RetentionStore] as const;
 
 /** Parley's data access: every aggregate's methods on one object, so callers need not know the split. */
-export interface Store extends Accounts, Conversations, Membership, Contacts, Messages, Streams, ArchiveStore, RetentionStore {}
+export interface Store extends Accounts, Conversations, Membership, Invites, Contacts, Messages, Streams, ArchiveStore, RetentionStore {}
 
 /** Parley's data access. */
 export class Store {
