@@ -253,7 +253,8 @@ export class Conversations {
    */
   async decline(me: Principal, conversationId: unknown): Promise<void> {
     const conv = await this.requireMember(conversationId, me);
-    const { heads } = await this.store.changeMembers(conv.id, { remove: me.id });
+    // Declining a group is leaving it (its owner's ownership passes on, as when leaving)
+    const { heads } = await this.store.changeMembers(conv.id, { remove: me.id, left: conv.kind === 'group' });
     this.notifier.wake(heads);
   }
 

@@ -175,6 +175,14 @@ for (const backend of ['embedded', 'real'] as const) {
         expect(errorOf(await as(url, stranger).post(`/api/invites/${invite.code}/join`).expect(410))).to.equal('invite_gone');
       });
 
+      it('the owner declining the group is leaving it: ownership passes on', async () => {
+        const { owner, ann, conv } = await group();
+        await as(url, owner).post(`/api/conversations/${conv.id}/decline`).expect(204);
+        const seen = await changes(ann);
+        expect(seen.map((e) => e.change)).to.deep.equal(['member_left', 'owner_changed']);
+        expect(seen[1]!.conversation.owner).to.equal(ann.name); // ann and bob joined together; ann registered first
+      });
+
       it('a direct conversation is declined, not left; unknown groups are 404', async () => {
         const owner = await register(url, 'own');
         const bob = await register(url, 'bob');
