@@ -1,9 +1,9 @@
-import { Router, type Request, type Response } from 'express';
+import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import { INVITE_MAX_S, type InviteView } from '../core/invites.js';
 import { projectPath } from '../paths.js';
 import type { ApiDeps } from './api.js';
-import { requireUser, userOf } from './auth.js';
+import { userOf } from './auth.js';
 import { sendJson } from './errors.js';
 import { fields, input } from './input.js';
 
@@ -24,7 +24,7 @@ function inviteJson(req: Request, invite: InviteView) {
  * Groups (docs/api.md, Groups): title and settings, leaving, ownership, invite links. Mounted in
  * the API router behind its authentication (`auth`).
  */
-export function groupsRouter(deps: ApiDeps, auth: ReturnType<typeof requireUser>): Router {
+export function groupsRouter(deps: ApiDeps, auth: RequestHandler): Router {
   const { core } = deps;
   const router = Router();
 
@@ -76,10 +76,16 @@ export function groupsRouter(deps: ApiDeps, auth: ReturnType<typeof requireUser>
   return router;
 }
 
-/** `/join/<code>`: the web client's page, which reads the code from its location and offers to join. */
+/**
+ * `/join/<code>`: the web client's page, which reads the code from its location and offers to
+ * join. The page names its scripts and styles relatively (`app.js`), so from `/join/<code>` the
+ * browser asks for `/join/app.js`: those are served from public/ too (a code has no dot, an asset
+ * always has one, so the two never meet).
+ */
 export function joinPageRouter(): Router {
   const router = Router();
   const index = projectPath('public', 'index.html');
+  router.use('/join', express.static(projectPath('public'), { index: false, maxAge: '1h' }));
   router.get('/join/:code', (_req, res) => {
     res.setHeader('Cache-Control', 'no-store');
     res.sendFile(index);

@@ -376,6 +376,11 @@ for (const backend of ['embedded', 'real'] as const) {
         const res = await supertest(url).get('/join/abcdefghijklmnopqrstuvwx').expect(200);
         expect(res.headers['content-type']).to.match(/text\/html/);
         expect(res.text).to.match(/<html/i);
+        // the page names its assets relatively: from /join/<code> they are /join/<asset>
+        for (const asset of [...res.text.matchAll(/(?:src|href)="([\w.-]+\.(?:js|css))"/g)].map((m) => m[1]!)) {
+          const got = await supertest(url).get(`/join/${asset}`).expect(200);
+          expect(got.headers['content-type'], asset).to.match(asset.endsWith('.js') ? /javascript/ : /text\/css/);
+        }
       });
     });
   });
