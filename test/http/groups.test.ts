@@ -221,6 +221,28 @@ for (const backend of ['embedded', 'real'] as const) {
       });
     });
 
+    it('renames, joins, leaves, a transfer, sends and reads at once on one group: no deadlock, one owner', async () => {
+      const others = await Promise.all([0, 1, 2, 3].map(() => register(url, 'm')));
+      const { owner, ann, bob, conv } = await group(others);
+      await as(url, owner).post(`/api/conversations/${conv.id}/admins`).send({ name: ann.name }).expect(204);
+      const invite = (await as(url, owner).post(`/api/conversations/${conv.id}/invites`).send({}).expect(201)).body.invite;
+      const joiners = await Promise.all([0, 1, 2].map(() => register(url, 'j')));
+      const before = suite.stack.nodes[0]!.deps.db.deadlocks;
+      const results = await Promise.all([
+        as(url, owner).post(`/api/conversations/${conv.id}/owner`).send({ name: bob.name }),
+        as(url, ann).post(`/api/conversations/${conv.id}/settings`).send({ title: 'busy' }),
+        as(url, owner).post(`/api/conversations/${conv.id}/leave`),
+        ...joiners.map((u) => as(url, u).post(`/api/invites/${invite.code}/join`)),
+        ...others.map((u, i) => (i % 2 ? as(url, u).post(`/api/conversations/${conv.id}/leave`) : as(url, u).post(`/api/conversations/${conv.id}/messages`).send({ text: `m${i}` }))),
+        as(url, bob).post(`/api/conversations/${conv.id}/messages`).send({ text: 'bob' }),
+        as(url, bob).post(`/api/conversations/${conv.id}/read`).send({ up_to: 1 }),
+      ]);
+      for (const r of results) expect(r.status, JSON.stringify(r.body)).to.be.below(500);
+      expect(suite.stack.nodes[0]!.deps.db.deadlocks - before).to.equal(0);
+      const roles = await suite.stack.db.query<{ role: string }>("SELECT role FROM members WHERE conversation_id = $1 AND role = 'owner'", [conv.id]);
+      expect(roles).to.have.length(1);
+    });
+
     describe('invite links', () => {
       const invites = (u: TestUser, id: string) => as(url, u).post(`/api/conversations/${id}/invites`);
 
@@ -345,9 +367,13 @@ for (const backend of ['embedded', 'real'] as const) {
         expect(errorOf(await as(url, eve).post(`/api/invites/${invite.code}/join`).expect(409))).to.equal('group_full');
         expect(errorOf(await as(url, owner).post(`/api/conversations/${conv.id}/members`).send({ name: eve.name }).expect(409))).to.equal('group_full');
         await as(url, eve).get(`/api/conversations/${conv.id}/messages`).expect(403);
-        // a place freed is a place taken
+        // one place freed, two take it at once: exactly one gets in (counted under the group's lock)
         await as(url, owner).delete(`/api/conversations/${conv.id}/members/${(await viewOf(owner, conv.id))!.members.find((n) => n.startsWith('filler-'))}`).expect(204);
-        await as(url, eve).post(`/api/invites/${invite.code}/join`).expect(200);
+        const fay = await register(url, 'fay');
+        const raced = await Promise.all([eve, fay].map((u) => as(url, u).post(`/api/invites/${invite.code}/join`)));
+        expect(raced.map((r) => r.status).sort()).to.deep.equal([200, 409]);
+        const rows = await suite.stack.db.query<{ n: number }>('SELECT count(*)::int AS n FROM members WHERE conversation_id = $1', [conv.id]);
+        expect(rows[0]!.n).to.equal(500);
       });
 
       it('answers bad input with 4xx, never 500', async () => {
