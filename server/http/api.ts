@@ -7,6 +7,7 @@ import { poll, parseWait } from '../transports/longpoll.js';
 import type { ParkingLot } from '../transports/parking.js';
 import { addressOf, requireUser, userOf } from './auth.js';
 import { sendJson } from './errors.js';
+import { botsRouter } from './routes-bots.js';
 
 /** What the API routes need. */
 export interface ApiDeps {
@@ -32,6 +33,7 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   const { core, store, lot } = deps;
   const router = Router();
   const auth = requireUser(core);
+  router.use(botsRouter({ core, lot }, auth)); // before /events: a bot token's poll is answered there
 
   router.post('/register', async (req, res) => {
     await core.limits.register(addressOf(req));
