@@ -116,7 +116,8 @@ export class Messaging extends Conversations {
         body,
         clientId,
         attachment: input.attachment ?? null,
-        bot: input.bot ?? null,
+        // A bot token's sends carry its name, as a webhook's do
+        bot: input.bot ?? me.bot?.name ?? null,
       });
     } finally {
       this.texts.delete(id);

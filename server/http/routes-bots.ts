@@ -91,9 +91,21 @@ export function botsRouter(deps: BotsDeps, auth: RequestHandler): Router {
     res.on('close', () => {
       if (!res.writableFinished) aborted.abort();
     });
-    const batch = await poll(core.streams, lot, me, q.since, wait, aborted.signal, false);
-    if (res.writableEnded || res.destroyed) return;
-    sendJson(res, 200, { ...batch, events: core.bots.visible(bot, batch.events) });
+    // Events of the owner's other conversations are skipped: keep waiting from past them until
+    // one of the bot's own arrives or the wait runs out.
+    const deadline = Date.now() + wait * 1000;
+    let since = q.since;
+    for (;;) {
+      const left = Math.max(0, (deadline - Date.now()) / 1000);
+      const batch = await poll(core.streams, lot, me, since, left, aborted.signal, false);
+      if (res.writableEnded || res.destroyed) return;
+      const events = core.bots.visible(bot, batch.events);
+      if (events.length > 0 || left <= 0 || aborted.signal.aborted || lot.isClosing || batch.limited) {
+        sendJson(res, 200, { ...batch, events });
+        return;
+      }
+      since = batch.cursor;
+    }
   };
   router.get('/events', botsOnly, auth, events);
   router.post('/events', botsOnly, auth, events);
