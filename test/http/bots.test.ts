@@ -192,6 +192,26 @@ for (const backend of ['embedded', 'real'] as const) {
       expect(texts).to.deep.equal(['while a member']);
     });
 
+    it('archived bot and webhook messages still show their names in history', async () => {
+      const { alice, bob, conv } = await people();
+      const { token } = await makeBot(alice, conv.id, 'send', 'builds');
+      const hook = (await as(url, alice).post(`/api/conversations/${conv.id}/webhooks`).send({ name: 'alerts' }).expect(201)).body.webhook;
+      await as(url, botUser(token)).post(`/api/conversations/${conv.id}/messages`).send({ text: 'one' }).expect(201);
+      await supertest(url).post(hook.url).send({ text: 'two' }).expect(201);
+      await as(url, alice).post(`/api/conversations/${conv.id}/messages`).send({ text: 'three' }).expect(201);
+      const last = (await as(url, alice).post(`/api/conversations/${conv.id}/messages`).send({ text: 'last' }).expect(201)).body.message;
+      await as(url, bob).post(`/api/conversations/${conv.id}/read`).send({ up_to: last.seq }).expect(204); // read: archivable
+      const report = await stack.nodes[0]!.deps.core.archive.run(new Date(Date.now() + 1000), 2);
+      expect(report.messages).to.be.at.least(2);
+      const history = (await as(url, bob).get(`/api/conversations/${conv.id}/messages`).expect(200)).body.messages;
+      expect(history.map((m: any) => [m.text, m.bot ?? null])).to.deep.equal([
+        ['one', 'builds'],
+        ['two', 'alerts'],
+        ['three', null],
+        ['last', null],
+      ]);
+    });
+
     it('making a bot: only a member, a known conversation, a name and one of the three scopes', async () => {
       const { alice, carol, conv } = await people();
       const bad = async (user: TestUser, body: Record<string, unknown>, status: number, code: string) => {
