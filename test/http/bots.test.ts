@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { as, pollEvents, register, type TestUser } from '../support/client.js';
+import { loggedPath } from '../../server/http/errors.js';
 import { requireServices } from '../support/services.js';
 import { startStack, type Stack } from '../support/stack.js';
 
@@ -336,5 +337,12 @@ describe('bots and webhooks under the rate limits', function () {
     }
     expect(statuses).to.include(429);
     expect(statuses.indexOf(429)).to.be.above(0);
+  });
+});
+
+describe('webhook secrets in logs', () => {
+  it('an error log shows the webhook route, not its secret', () => {
+    expect(loggedPath('/api/hooks/abcDEF123_-x')).to.equal('/api/hooks/:secret');
+    expect(loggedPath('/api/conversations/c1/messages')).to.equal('/api/conversations/c1/messages');
   });
 });
