@@ -13,21 +13,21 @@ export interface SendResult {
 
 /** A row of parley_send's result. */
 interface SendRow {
-      r_idx: number | null;
-      r_outcome: string;
-      r_id: string | null;
-      r_seq: number | null;
-      r_sender_name: string | null;
-      r_sent_at: Date | null;
-      r_created: boolean | null;
-      r_body: unknown;
-      r_attachment: unknown;
-      r_user: number | null;
-      r_head: number | null;
-      r_n: number | null;
-      r_conv: string | null;
-      r_msgseq: number | null;
-    }
+  r_idx: number | null;
+  r_outcome: string;
+  r_id: string | null;
+  r_seq: number | null;
+  r_sender_name: string | null;
+  r_sent_at: Date | null;
+  r_created: boolean | null;
+  r_body: unknown;
+  r_attachment: unknown;
+  r_user: number | null;
+  r_head: number | null;
+  r_n: number | null;
+  r_conv: string | null;
+  r_msgseq: number | null;
+}
 
 /** Messages: sending them (group commit) and reading a conversation's history. */
 export class Messages {
@@ -37,20 +37,18 @@ export class Messages {
    * Insert a batch of messages in one round trip (group commit: the function parley_send in
    * sql/functions/send.sql), each appended to the stream of every member of its conversation. Holding the
    * conversation row lock makes the client_id check exact: a retried send finds its first attempt.
+   * A batch holding messages of bots takes one transaction of two or three statements instead.
    */
   async sendBatch(items: readonly NewMessage[]): Promise<SendResult> {
     const send = (db: Queryable) =>
-      db.query<SendRow>(
-      `SELECT * FROM parley_send($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::jsonb[])`,
-      [
+      db.query<SendRow>(`SELECT * FROM parley_send($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::jsonb[])`, [
         items.map((i) => i.conversationId),
         items.map((i) => i.id),
         items.map((i) => i.senderId),
         items.map((i) => i.body),
         items.map((i) => i.clientId),
         items.map((i) => (i.attachment === null ? null : JSON.stringify(i.attachment))),
-      ],
-      );
+      ]);
     // A batch with messages posted through bots also stores their names, in the same
     // transaction: parley_send keeps the arguments the previous release's nodes call it with
     // (sql/functions/README.md), and batches without bots still take one round trip.
