@@ -5,6 +5,7 @@ import type { Blobs } from '../blobs/blobs.js';
 import { Accounts } from './accounts.js';
 import { Contacts } from './contacts.js';
 import { Archive } from './archive.js';
+import { Bots } from './bots.js';
 import { Retention } from './retention.js';
 import { FileGrants } from './file-grants.js';
 import { Invites } from './invites.js';
@@ -35,6 +36,8 @@ export class Core {
   readonly presence: Presence;
   /** Contacts with their presence, where they consented to share it. */
   readonly contacts: Contacts;
+  /** Bot tokens and incoming webhooks: acting for their owner in one conversation. */
+  readonly bots: Bots;
   readonly archive: Archive;
   /** Empties delivered messages when RETENTION=until-delivered; idle otherwise. */
   readonly retention: Retention;
@@ -84,11 +87,14 @@ export class Core {
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
     this.contacts = new Contacts(opts.store, this.presence);
+    this.bots = new Bots(opts.store, opts.bus, this.messaging, this.limits);
+    this.accounts.botTokens = this.bots;
   }
 
   /** Start background work: logout broadcasts, presence sweeping (holding: users with parked requests here). */
   async start(holding?: () => Iterable<number>): Promise<void> {
     await this.accounts.start();
+    await this.bots.start();
     this.presence.start(holding);
     if (this.archiveAfterMs !== undefined) this.archive.start(this.archiveAfterMs);
     if (this.untilDelivered) this.retention.start();
@@ -101,6 +107,7 @@ export class Core {
     await this.retention.stop();
     await this.pruning.stop();
     await this.presence.stop();
+    await this.bots.stop();
     await this.accounts.stop();
   }
 }

@@ -29,6 +29,8 @@ export interface SendInput {
   clientId?: unknown;
   /** Set by the files route: the attachment of an uploaded file. */
   attachment?: Record<string, unknown> | null;
+  /** Set by the bots: the name of the bot token or webhook the message is posted through. */
+  bot?: string | null;
 }
 
 /** Conversations and messages: sending (group-committed), history, read positions, typing, rendering. */
@@ -114,6 +116,8 @@ export class Messaging extends Conversations {
         body,
         clientId,
         attachment: input.attachment ?? null,
+        // A bot token's sends carry its name, as a webhook's do
+        bot: input.bot ?? me.bot?.name ?? null,
       });
     } finally {
       this.texts.delete(id);

@@ -8,6 +8,7 @@ import type { ParkingLot } from '../transports/parking.js';
 import { addressOf, requireUser, userOf } from './auth.js';
 import { sendJson } from './errors.js';
 import { groupsRouter } from './routes-groups.js';
+import { botsRouter } from './routes-bots.js';
 
 /** What the API routes need. */
 export interface ApiDeps {
@@ -34,6 +35,7 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   const router = Router();
   const auth = requireUser(core);
   router.use(groupsRouter(deps, auth)); // groups: settings, leave, owner, invite links
+  router.use(botsRouter({ core, lot }, auth)); // before /events: a bot token's poll is answered there
 
   router.post('/register', async (req, res) => {
     await core.limits.register(addressOf(req));

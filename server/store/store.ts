@@ -1,6 +1,7 @@
 import type { Database } from './db.js';
 import { Accounts } from './accounts.js';
 import { ArchiveStore } from './archive-store.js';
+import { Bots } from './bots.js';
 import { Contacts } from './contacts.js';
 import { Conversations } from './conversations.js';
 import { Invites } from './invites.js';
@@ -40,6 +41,7 @@ export type {
 export type { InviteLookup, InviteRow } from './invites.js';
 export type { CarriedEntries, SenderEchoes, StreamAppends, StreamHeads } from './streams.js';
 export type { MembershipChange } from './membership.js';
+export type { BotRow, BotScope, LiveBot, LiveWebhook, WebhookRow } from './bots.js';
 export type { SendResult } from './messages.js';
 export { directKey, directKeySql, HAS_CONTENT, hasContent } from './sql-rules.js';
 
@@ -53,10 +55,10 @@ export type Singles = CarriedEntries;
 export type Appended = StreamAppends;
 
 /** The aggregates whose methods make up the Store, each a class of its own over the same database. */
-const AGGREGATES = [Accounts, Conversations, Membership, Invites, Contacts, Messages, Streams, ArchiveStore, RetentionStore] as const;
+const AGGREGATES = [Accounts, Conversations, Membership, Invites, Contacts, Messages, Streams, ArchiveStore, RetentionStore, Bots] as const;
 
 /** Parley's data access: every aggregate's methods on one object, so callers need not know the split. */
-export interface Store extends Accounts, Conversations, Membership, Invites, Contacts, Messages, Streams, ArchiveStore, RetentionStore {}
+export interface Store extends Accounts, Conversations, Membership, Invites, Contacts, Messages, Streams, ArchiveStore, RetentionStore, Bots {}
 
 /** Parley's data access. */
 export class Store {
