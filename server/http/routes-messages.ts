@@ -44,7 +44,7 @@ export function messagesRouter(core: Core, auth: RequestHandler): Router {
     sendJson(res, 200, { message: await core.changes.react(userOf(res), req.params['id'], req.params['mid'], { remove: [emoji] }) });
   });
   router.delete(`${base}/reactions/:emoji`, auth, async (req, res) => {
-    sendJson(res, 200, { message: await core.changes.react(userOf(res), req.params['id'], req.params['mid'], { remove: [req.params['emoji']] }) });
+    sendJson(res, 200, { message: await core.changes.react(userOf(res), req.params['id'], req.params['mid'], { remove: [String(req.params['emoji'])] }) });
   });
 
   return router;
