@@ -110,7 +110,9 @@ export class MessageChanges {
     }
     await this.store.recordReply(found.conv.id, messageId, found.message.id, found.message.seq);
     const [quoted] = await this.quotes(me, [found.message]);
-    return quoted ?? { id: found.message.id, from: found.message.senderName, text: '' };
+    if (!quoted) return { id: found.message.id, from: found.message.senderName, text: '' };
+    const { conversation: _c, ...view } = quoted;
+    return view;
   }
 
   /** Forget the reply of a message that was not created. */
@@ -229,7 +231,7 @@ export class MessageChanges {
     const have = new Set(inTable.map((m) => `${m.conversationId} ${m.seq}`));
     const archived = await this.messaging.archive.find(wanted.filter((w) => !have.has(`${w.conversationId} ${w.seq}`)));
     const targets = [...inTable, ...archived.values()];
-    for (const q of await this.quotes(me, targets)) out.set(changeKey(q.conversation, q.id), q);
+    for (const { conversation, ...q } of await this.quotes(me, targets)) out.set(changeKey(conversation, q.id), q);
     return out;
   }
 
