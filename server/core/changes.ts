@@ -78,9 +78,9 @@ export class MessageChanges {
   }
 
   /** Every member who may read the message: who gets its changes. */
-  private async recipients(conv: MemberConversation, message: StoredMessage): Promise<ChangeRecipients> {
+  private async recipients(conv: MemberConversation, message: StoredMessage, me: Principal): Promise<ChangeRecipients> {
     const members = await this.store.members([conv.id]);
-    return { userIds: members.filter((m) => m.fromSeq < message.seq).map((m) => m.userId), senderId: message.senderId, seq: message.seq };
+    return { userIds: members.filter((m) => m.fromSeq < message.seq).map((m) => m.userId), senderId: message.senderId, seq: message.seq, by: me.name };
   }
 
   /** The message as I see it now. */
@@ -115,6 +115,16 @@ export class MessageChanges {
     return view;
   }
 
+  /**
+   * The id of a message an XMPP client names (XEP-0308/0424/0444/0461): a Parley message id (as
+   * every stanza-id and every message from others carries), or the stanza id I sent it with (my
+   * client_id). Null when neither is known here.
+   */
+  async resolve(me: Principal, conversationId: string, ref: string): Promise<string | null> {
+    if (ref.length === 0 || ref.length > 128) return null;
+    return this.store.messageIdByRef(conversationId, me.id, ref);
+  }
+
   /** Forget the reply of a message that was not created. */
   async forgetReply(conversationId: string, messageId: string): Promise<void> {
     await this.store.forgetReply(conversationId, messageId).catch((err: unknown) => this.log.warn({ err }, 'could not forget a reply'));
@@ -128,7 +138,7 @@ export class MessageChanges {
     const { conv, message } = await this.target(me, conversationId, messageId);
     if (message.senderId !== me.id) throw errors.forbidden('only its sender may edit a message');
     const body = this.keys.sealText(this.messaging.keyOf(conv), conv.id, message.id, rawText);
-    const { outcome, heads } = await this.store.editMessage(conv.id, message.id, message.body, body, await this.recipients(conv, message));
+    const { outcome, heads } = await this.store.editMessage(conv.id, message.id, message.body, body, await this.recipients(conv, message, me));
     if (outcome === 'deleted') throw errors.conflict('the message was deleted', 'deleted');
     this.notifier.wake(heads);
     return this.viewFor(me, message);
@@ -157,7 +167,7 @@ export class MessageChanges {
     const emptied = this.keys.sealText(this.messaging.keyOf(conv), conv.id, message.id, '');
     const file = message.attachment as { id?: unknown } | null;
     const fileId = file && typeof file.id === 'string' ? file.id : null;
-    const { deleted, blobKeys, heads } = await this.store.deleteMessage(conv.id, message.id, emptied, fileId, await this.recipients(conv, message));
+    const { deleted, blobKeys, heads } = await this.store.deleteMessage(conv.id, message.id, emptied, fileId, await this.recipients(conv, message, me));
     if (deleted) this.notifier.wake(heads);
     // After the commit: a blob whose delete fails is an orphan (npm run sweep-blobs), never a row without its blob
     for (const key of blobKeys) {
@@ -171,7 +181,7 @@ export class MessageChanges {
     const add = (change.add ?? []).map(checkEmoji);
     const remove = (change.remove ?? []).map(checkEmoji);
     const { conv, message } = await this.target(me, conversationId, messageId);
-    const { outcome, changed, heads } = await this.store.react(conv.id, message.id, me.id, { add, remove, set: change.set ?? false }, await this.recipients(conv, message));
+    const { outcome, changed, heads } = await this.store.react(conv.id, message.id, me.id, { add, remove, set: change.set ?? false }, await this.recipients(conv, message, me));
     if (outcome === 'deleted') throw errors.conflict('the message was deleted', 'deleted');
     if (outcome === 'too_many') throw errors.conflict('at most 20 different reactions per message', 'too_many_reactions');
     if (changed) this.notifier.wake(heads);
@@ -294,7 +304,8 @@ export class MessageChanges {
       const view = bySeq.get(`${e.conversationId} ${e.msgSeq}`);
       const change = e.payload?.['change'];
       if (!view || (change !== 'edited' && change !== 'deleted' && change !== 'reactions')) continue;
-      out.set(e.seq, { type: 'message_changed', change, message: view });
+      const by = e.payload?.['by'];
+      out.set(e.seq, typeof by === 'string' ? { type: 'message_changed', change, message: view, by } : { type: 'message_changed', change, message: view });
     }
     return out;
   }

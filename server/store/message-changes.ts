@@ -29,6 +29,8 @@ export interface ChangeRecipients {
   userIds: readonly number[];
   senderId: number;
   seq: number;
+  /** Who makes the change (a user name), kept in the entries. */
+  by: string;
 }
 
 /** The key of a message in the maps below: "conversation id" + " " + "message id". */
@@ -57,6 +59,19 @@ export class MessageChanges {
       [conversationId, messageId],
     );
     return rows[0] ? toMessage(rows[0]) : null;
+  }
+
+  /**
+   * The id of a message named by a client: its id, else my client_id of it (in the table; an
+   * archived message is named by its id, so the ref itself is the answer when nothing matches).
+   */
+  async messageIdByRef(conversationId: string, senderId: number, ref: string): Promise<string | null> {
+    const rows = await this.db.query<{ id: string }>(
+      `SELECT id FROM messages WHERE conversation_id = $1 AND id = $3
+       UNION ALL SELECT id FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND client_id = $3 LIMIT 1`,
+      [conversationId, senderId, ref],
+    );
+    return rows[0]?.id ?? ref;
   }
 
   /** Messages still in the table by conversation and seq, purged or not (for change events and quotes). */
@@ -303,7 +318,7 @@ async function appendChange(
     msgSeq: to.seq,
     // Not 'message': a change is never "delivered", so the sender's id stays off the entry
     senderId: null,
-    payload: { change, id: messageId },
+    payload: { change, id: messageId, by: to.by },
   }));
   return appendEntries(tx, entries);
 }
