@@ -234,7 +234,8 @@ export function parseStanza(st: XmlElement, domain: string): Command {
           id,
           receipt: !!child(st, 'request', NS.receipts),
           markable: !!child(st, 'markable', NS.markers),
-          replyTo: replyRef(st),
+          // only when given: a plain send stays as it was
+          ...(replyRef(st) !== undefined ? { replyTo: replyRef(st) } : {}),
         };
       }
       const displayed = child(st, 'displayed', NS.markers);
