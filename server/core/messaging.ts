@@ -125,7 +125,8 @@ export class Messaging extends Conversations {
     const hasReply = input.replyTo !== undefined && input.replyTo !== null && input.replyTo !== '';
     if (hasReply && !this.changes) throw errors.badRequest('replies are not available', 'bad_reply_to');
     // Recorded before the send commits (an unsent message's row is forgotten below)
-    if (hasReply) this.replies.set(id, await this.changes!.prepareReply(me, conv.id, id, input.replyTo));
+    const reply = hasReply ? await this.changes!.prepareReply(me, conv.id, id, input.replyTo) : undefined;
+    if (reply) this.replies.set(id, reply);
     const body = this.keys.sealText(this.keyOf(conv), conv.id, id, text);
     this.texts.set(id, text); // for the wake-ups of its batch
     let outcome: SendOutcome | undefined;
@@ -150,6 +151,8 @@ export class Messaging extends Conversations {
     if (outcome.created) this.onSent(1);
     // Just committed: nobody has it yet, so its status is "sent" without asking the database.
     const [view] = await this.renderMessages(me, [outcome.message], outcome.created);
+    // A new message has no changes yet but its reply (rendered fresh, without reading them)
+    if (outcome.created && reply) view!.reply_to = reply;
     return { message: view!, created: outcome.created };
   }
 
@@ -250,5 +253,6 @@ export class Messaging extends Conversations {
       }
       out.push(viewOf(m, text, me.id, conv.kind, byConv.get(m.conversationId) ?? []));
     }
-    return this.changes ? this.changes.apply(me, messages, out) : out;
+    // A message just sent has no edits, reactions or deletion yet: send adds its reply itself
+    return this.changes && !fresh ? this.changes.apply(me, messages, out) : out;
   }}

@@ -94,20 +94,30 @@ export class MessageChanges {
     if (refs.length === 0) return { changes, reactions };
     const convs = refs.map((r) => r.conversationId);
     const ids = refs.map((r) => r.messageId);
-    const rows = await this.db.query<{
-      conversation_id: string;
-      message_id: string;
-      reply_to_id: string | null;
-      reply_to_seq: number | null;
-      body: unknown;
-      edits: number;
-      edited_at: Date | null;
-      deleted_at: Date | null;
-    }>(
-      `SELECT c.conversation_id, c.message_id, c.reply_to_id, c.reply_to_seq, c.body, c.edits, c.edited_at, c.deleted_at
-       FROM message_changes c JOIN unnest($1::text[], $2::text[]) AS w(c, m) ON c.conversation_id = w.c AND c.message_id = w.m`,
-      [convs, ids],
-    );
+    // Both at once: the two lookups do not depend on each other (a pool runs them side by side)
+    const [rows, rx] = await Promise.all([
+      this.db.query<{
+        conversation_id: string;
+        message_id: string;
+        reply_to_id: string | null;
+        reply_to_seq: number | null;
+        body: unknown;
+        edits: number;
+        edited_at: Date | null;
+        deleted_at: Date | null;
+      }>(
+        `SELECT c.conversation_id, c.message_id, c.reply_to_id, c.reply_to_seq, c.body, c.edits, c.edited_at, c.deleted_at
+         FROM message_changes c JOIN unnest($1::text[], $2::text[]) AS w(c, m) ON c.conversation_id = w.c AND c.message_id = w.m`,
+        [convs, ids],
+      ),
+      this.db.query<{ conversation_id: string; message_id: string; emoji: string; name: string }>(
+        `SELECT r.conversation_id, r.message_id, r.emoji, u.name
+         FROM message_reactions r JOIN unnest($1::text[], $2::text[]) AS w(c, m) ON r.conversation_id = w.c AND r.message_id = w.m
+         JOIN users u ON u.id = r.user_id
+         ORDER BY min(r.ord) OVER (PARTITION BY r.conversation_id, r.message_id, r.emoji), r.emoji, u.name COLLATE "C"`,
+        [convs, ids],
+      ),
+    ]);
     for (const r of rows) {
       changes.set(changeKey(r.conversation_id, r.message_id), {
         conversationId: r.conversation_id,
@@ -120,13 +130,6 @@ export class MessageChanges {
         deletedAt: r.deleted_at,
       });
     }
-    const rx = await this.db.query<{ conversation_id: string; message_id: string; emoji: string; name: string }>(
-      `SELECT r.conversation_id, r.message_id, r.emoji, u.name
-       FROM message_reactions r JOIN unnest($1::text[], $2::text[]) AS w(c, m) ON r.conversation_id = w.c AND r.message_id = w.m
-       JOIN users u ON u.id = r.user_id
-       ORDER BY min(r.ord) OVER (PARTITION BY r.conversation_id, r.message_id, r.emoji), u.name COLLATE "C"`,
-      [convs, ids],
-    );
     for (const r of rx) {
       const k = changeKey(r.conversation_id, r.message_id);
       const list = reactions.get(k) ?? [];
