@@ -57,6 +57,8 @@ function cut(text: string, max: number): string {
  */
 export class MessageChanges {
   private readonly log: Logger;
+  /** Conversation keys, for opening edited and quoted texts while rendering (bounded: cleared when large). */
+  private readonly keyCache = new Map<string, Buffer>();
   constructor(
     private readonly store: Store,
     private readonly keys: Keyring,
@@ -71,10 +73,16 @@ export class MessageChanges {
   /** A message of a conversation I am in and may read (in the table or archived): 404 otherwise. */
   async target(me: Principal, conversationId: unknown, messageId: unknown): Promise<{ conv: MemberConversation; message: StoredMessage }> {
     const conv = await this.messaging.requireMember(conversationId, me);
-    if (typeof messageId !== 'string' || messageId.length === 0 || messageId.length > MESSAGE_ID_MAX) throw errors.notFound('message');
-    const message = (await this.store.messageById(conv.id, messageId)) ?? (await this.messaging.archive.findById(conv.id, messageId));
-    if (!message || message.seq <= conv.fromSeq) throw errors.notFound('message');
+    const message = await this.readable(conv, messageId);
+    if (!message) throw errors.notFound('message');
     return { conv, message };
+  }
+
+  /** A message of this conversation that its member may read (from the table or the archive), or null. */
+  private async readable(conv: MemberConversation, messageId: unknown): Promise<StoredMessage | null> {
+    if (typeof messageId !== 'string' || messageId.length === 0 || messageId.length > MESSAGE_ID_MAX) return null;
+    const message = (await this.store.messageById(conv.id, messageId)) ?? (await this.messaging.archive.findById(conv.id, messageId));
+    return message && message.seq > conv.fromSeq ? message : null;
   }
 
   /** Every member who may read the message: who gets its changes. */
@@ -99,18 +107,12 @@ export class MessageChanges {
     if (typeof replyTo !== 'string' || replyTo.length === 0 || replyTo.length > MESSAGE_ID_MAX) {
       throw errors.badRequest('reply_to must be the id of a message of this conversation', 'bad_reply_to');
     }
-    let found: { conv: MemberConversation; message: StoredMessage };
-    try {
-      found = await this.target(me, conversationId, replyTo);
-    } catch (err) {
-      if ((err as { code?: string }).code === 'not_found' && (err as { message?: string }).message === 'message not found') {
-        throw errors.badRequest('reply_to must be the id of a message of this conversation that you may read', 'bad_reply_to');
-      }
-      throw err;
-    }
-    await this.store.recordReply(found.conv.id, messageId, found.message.id, found.message.seq);
-    const [quoted] = await this.quotes(me, [found.message]);
-    if (!quoted) return { id: found.message.id, from: found.message.senderName, text: '' };
+    const conv = await this.messaging.requireMember(conversationId, me);
+    const target = await this.readable(conv, replyTo);
+    if (!target) throw errors.badRequest('reply_to must be the id of a message of this conversation that you may read', 'bad_reply_to');
+    await this.store.recordReply(conv.id, messageId, target.id, target.seq);
+    const [quoted] = await this.quotes([target]);
+    if (!quoted) return { id: target.id, from: target.senderName, text: '' };
     const { conversation: _c, ...view } = quoted;
     return view;
   }
@@ -196,7 +198,7 @@ export class MessageChanges {
     if (views.length === 0) return views;
     const byId = new Map(stored.map((m) => [m.id, m]));
     const { changes, reactions } = await this.store.changesOf(stored.map((m) => ({ conversationId: m.conversationId, messageId: m.id })));
-    const quoted = await this.quotedOf(me, [...changes.values()]);
+    const quoted = await this.quotedOf([...changes.values()]);
     for (const view of views) {
       const m = byId.get(view.id);
       if (!m) continue;
@@ -225,14 +227,12 @@ export class MessageChanges {
     if (!hasContent(m) && !c?.body) view.purged = true;
   }
 
-  /** Conversation keys known while applying (filled by quotedOf/apply through messaging). */
-  private readonly keyCache = new Map<string, Buffer>();
   private keyFor(conversationId: string): Buffer | undefined {
     return this.keyCache.get(conversationId);
   }
 
   /** The reply_to views of the messages these changes quote, by changeKey of the quoted message. */
-  private async quotedOf(me: Principal, changes: readonly MessageChangeRow[]): Promise<Map<string, NonNullable<MessageView['reply_to']>>> {
+  private async quotedOf(changes: readonly MessageChangeRow[]): Promise<Map<string, NonNullable<MessageView['reply_to']>>> {
     for (const c of changes) await this.rememberKey(c.conversationId);
     const wanted = changes.filter((c) => c.replyToId && c.replyToSeq !== null).map((c) => ({ conversationId: c.conversationId, seq: c.replyToSeq! }));
     const out = new Map<string, NonNullable<MessageView['reply_to']>>();
@@ -241,12 +241,12 @@ export class MessageChanges {
     const have = new Set(inTable.map((m) => `${m.conversationId} ${m.seq}`));
     const archived = await this.messaging.archive.find(wanted.filter((w) => !have.has(`${w.conversationId} ${w.seq}`)));
     const targets = [...inTable, ...archived.values()];
-    for (const { conversation, ...q } of await this.quotes(me, targets)) out.set(changeKey(conversation, q.id), q);
+    for (const { conversation, ...q } of await this.quotes(targets)) out.set(changeKey(conversation, q.id), q);
     return out;
   }
 
   /** Quotes of messages as a reply shows them (with their conversation, for keying). */
-  private async quotes(_me: Principal, targets: readonly StoredMessage[]): Promise<Array<NonNullable<MessageView['reply_to']> & { conversation: string }>> {
+  private async quotes(targets: readonly StoredMessage[]): Promise<Array<NonNullable<MessageView['reply_to']> & { conversation: string }>> {
     if (targets.length === 0) return [];
     const { changes } = await this.store.changesOf(targets.map((m) => ({ conversationId: m.conversationId, messageId: m.id })));
     const out: Array<NonNullable<MessageView['reply_to']> & { conversation: string }> = [];
