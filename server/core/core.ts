@@ -6,6 +6,7 @@ import { Accounts } from './accounts.js';
 import { Contacts } from './contacts.js';
 import { Archive } from './archive.js';
 import { Bots } from './bots.js';
+import { MessageChanges } from './changes.js';
 import { Retention } from './retention.js';
 import { FileGrants } from './file-grants.js';
 import { Invites } from './invites.js';
@@ -39,6 +40,8 @@ export class Core {
   /** Bot tokens and incoming webhooks: acting for their owner in one conversation. */
   readonly bots: Bots;
   readonly archive: Archive;
+  /** Edits, deletes for everyone, replies and reactions (issue 13). */
+  readonly changes: MessageChanges;
   /** Empties delivered messages when RETENTION=until-delivered; idle otherwise. */
   readonly retention: Retention;
   /** Deletes acknowledged stream entries older than the retention, hourly. */
@@ -84,6 +87,8 @@ export class Core {
     this.pruning = new EventsPruning(opts.store, opts.eventsRetentionMs ?? 30 * 86_400_000, opts.log.child({ module: 'pruning' }));
     this.messaging = new Messaging(opts.store, this.keys, this.notifier, this.archive, opts.log, opts.onSent);
     this.invites = new Invites(opts.store, this.messaging);
+    this.changes = new MessageChanges(opts.store, this.keys, this.notifier, this.messaging, opts.blobs, opts.log);
+    this.messaging.changes = this.changes;
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
     this.contacts = new Contacts(opts.store, this.presence);

@@ -9,6 +9,7 @@ import { addressOf, requireUser, userOf } from './auth.js';
 import { sendJson } from './errors.js';
 import { groupsRouter } from './routes-groups.js';
 import { botsRouter } from './routes-bots.js';
+import { messagesRouter } from './routes-messages.js';
 
 /** What the API routes need. */
 export interface ApiDeps {
@@ -124,6 +125,7 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     const { message, created } = await core.messaging.send(userOf(res), req.params['id'], {
       text: field(req, 'text'),
       clientId: field(req, 'client_id'),
+      replyTo: field(req, 'reply_to'),
     });
     sendJson(res, created ? 201 : 200, { message });
   });
@@ -137,6 +139,8 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     await core.messaging.typing(userOf(res), req.params['id']);
     res.status(204).end();
   });
+
+  router.use(messagesRouter(core, auth));
 
   const events = async (req: Request, res: Response) => {
     const me = userOf(res);
