@@ -201,8 +201,10 @@ async function main(): Promise<number> {
     await watch.open();
     let tablesFrom: Promise<TableCounters> | undefined;
     let pollsFrom = 0;
+    let emptyFrom = 0;
     const snapTimer = setTimeout(() => {
       pollsFrom = w.polls;
+      emptyFrom = w.emptyPolls;
       tablesFrom = watch.tables();
       void watch.backendPids().then((pids) => (snapFrom = snapshot(nodes, pids)));
       // 100 ms: ~200 samples over 20 s, one cheap query each.
@@ -212,6 +214,7 @@ async function main(): Promise<number> {
     await w.send(o.senders, until, measureFrom, o.maxMessages, o.rate || undefined);
     clearTimeout(snapTimer);
     const pollsInWindow = w.polls - pollsFrom;
+    const emptyInWindow = w.emptyPolls - emptyFrom;
     const snapTo = snapshot(nodes, await watch.backendPids());
     snapFrom ??= snapTo;
     const sendEnd = performance.now();
@@ -297,6 +300,9 @@ async function main(): Promise<number> {
       postgres: { activity: pgActivity, tablesDuringWindowAndDrain: tables },
       polls: w.polls,
       pollsPerDeliveredMessage: round(pollsInWindow / Math.max(1, deliveredMeasured.length), 2),
+      /** Polls answered with events, and sends, per delivered message (the empty answers are the idle cost). */
+      answeredPollsPerDeliveredMessage: round((pollsInWindow - emptyInWindow) / Math.max(1, deliveredMeasured.length), 2),
+      requestsPerDeliveredMessage: round((pollsInWindow - emptyInWindow + measured.length) / Math.max(1, deliveredMeasured.length), 2),
       events: w.tally.eventCounts,
       eventsMeasured: w.tally.eventCountsMeasured,
       ownEchoes: w.tally.ownEchoes,
@@ -328,7 +334,7 @@ async function main(): Promise<number> {
       `  postgres connections    ${Object.entries(pgActivity.avgConnectionsByState).map(([k, v]) => `${k} ${v}`).join(', ')} (average over ${pgActivity.samples} samples)`,
       ...pgActivity.topActive.slice(0, 6).map((q) => `      ${(q.share * 100).toFixed(0).padStart(3)}%  ${q.query}`),
       `  rows per sent message   ${Object.entries(tables).filter(([, v]) => v.ins + v.upd + v.del > 0).map(([t, v]) => `${t} +${round(v.ins / Math.max(1, measured.length), 2)} ins ${round(v.upd / Math.max(1, measured.length), 2)} upd`).join(', ')}`,
-      `  polls ${w.polls} (${report.pollsPerDeliveredMessage} per delivered message in the window), events ${JSON.stringify(w.tally.eventCounts)} (in the window ${JSON.stringify(w.tally.eventCountsMeasured)}), send retries ${w.sendRetries}, drain ${round(drainMs, 0)} ms, setup ${report.setupSeconds} s`,
+      `  polls ${w.polls} (${report.pollsPerDeliveredMessage} per delivered message in the window; with events ${report.answeredPollsPerDeliveredMessage}, so ${report.requestsPerDeliveredMessage} requests with the sends), events ${JSON.stringify(w.tally.eventCounts)} (in the window ${JSON.stringify(w.tally.eventCountsMeasured)}), send retries ${w.sendRetries}, drain ${round(drainMs, 0)} ms, setup ${report.setupSeconds} s`,
       `  problems                ${Object.keys(w.problems).length ? JSON.stringify(w.problems) : 'none'}`,
       `  targets                 ≥${TARGETS.deliveredPerSecond}/s ${ok(verdict.deliveredPerSecond)}; p99 <${TARGETS.p99Ms} ms ${ok(verdict.p99)}; 0 lost ${ok(verdict.lost)}; <${TARGETS.kibPerParked} KiB/parked poll ${ok(verdict.memory)}`,
       `  report                  ${path.relative(root, outFile)}`,

@@ -43,6 +43,16 @@ const noStore: express.RequestHandler = (_req, res, next) => {
   next();
 };
 
+/**
+ * Express 5's `req.query` is a getter that parses the query string again on every read (a poll
+ * read it four times: its token, the text check, `wait` and `since`, the JSONP check): parse it
+ * once per request and keep the result.
+ */
+const queryOnce: express.RequestHandler = (req, _res, next) => {
+  Object.defineProperty(req, 'query', { value: req.query, writable: true, configurable: true, enumerable: true });
+  next();
+};
+
 /** Build the Express app over its dependencies. It never listens: main.ts and the tests do. */
 export function createApp(deps: Deps): Express {
   const { config, log, metrics } = deps;
@@ -55,7 +65,7 @@ export function createApp(deps: Deps): Express {
   // proxies' own (Heroku's router, nginx), counted from the right. Never `true`: that takes the
   // left-most entry, which the client writes itself.
   app.set('trust proxy', config.trustProxy);
-  app.use(bodyDeadline(config.bodyTimeoutMs));
+  app.use(bodyDeadline(config.bodyTimeoutMs), queryOnce);
   app.use(
     helmet({
       contentSecurityPolicy: {

@@ -67,6 +67,8 @@ export class Workload {
   readonly tally = new Tally();
   readonly problems: Problems = {};
   polls = 0;
+  /** Polls answered with no event (their wait ran out): the idle cost, apart from delivery's. */
+  emptyPolls = 0;
   sendRetries = 0;
   private stopPolls = false;
   private pollLoops: Promise<void>[] = [];
@@ -239,6 +241,7 @@ export class Workload {
       u.parked = false;
       const now = performance.now();
       if (res.status === 200 && typeof res.body?.cursor === 'string' && Array.isArray(res.body.events)) {
+        if (res.body.events.length === 0) this.emptyPolls++;
         this.tally.onEvents(u, res.body.events, now);
         u.cursor = res.body.cursor;
       } else if (res.status === 400 && res.body?.error?.code === 'bad_cursor') {

@@ -25,13 +25,11 @@ export class RedisPubSub {
   private readonly cmd: Client;
   private readonly sub: Client;
   private readonly sharded: boolean;
-  private readonly cluster: boolean;
 
   constructor(conns: Connections, private readonly log: Logger) {
     this.cmd = conns.cmd;
     this.sub = conns.sub;
     this.sharded = conns.sharded;
-    this.cluster = conns.cluster;
     this.sub.on(this.sharded ? 'smessage' : 'message', (channel: string, payload: string) => this.dispatch(channel, payload));
     let gap = false;
     // A cluster's subscribers come and go per node; a single server's connection closes and reopens
@@ -62,20 +60,16 @@ export class RedisPubSub {
     }
   }
 
-  /** Publish several in one round trip (a cluster: one per node, by auto-pipelining); never rejects. */
+  /**
+   * Publish several in one round trip, by auto-pipelining (a cluster: one per node): the commands
+   * of one tick share a write, also those of other callers (an explicit pipeline per call cost
+   * about 20 µs more, and a write each); never rejects.
+   */
   async publishMany(items: ReadonlyArray<readonly [channel: string, payload: string]>): Promise<void> {
     if (items.length === 0) return;
     try {
-      let failures: unknown[];
-      if (this.cluster) {
-        // A cluster pipeline must stay in one slot; separate commands of one tick share a write per node
-        const results = await Promise.allSettled(items.map(([c, p]) => (this.sharded ? this.cmd.spublish(c, p) : this.cmd.publish(c, p))));
-        failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
-      } else {
-        const pipeline = this.cmd.pipeline();
-        for (const [channel, payload] of items) pipeline.publish(channel, payload);
-        failures = ((await pipeline.exec()) ?? []).flatMap(([err]) => (err ? [err] : []));
-      }
+      const results = await Promise.allSettled(items.map(([c, p]) => (this.sharded ? this.cmd.spublish(c, p) : this.cmd.publish(c, p))));
+      const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
       if (failures.length > 0) this.log.warn({ err: failures[0], failed: failures.length, total: items.length }, 'publishMany: some publishes failed');
     } catch (err) {
       this.log.warn({ err, total: items.length }, 'publishMany failed; the wake-ups are lost');

@@ -153,9 +153,12 @@ export class Messaging extends Conversations {
       throw outcome.reason === 'not_member' ? errors.forbidden('you are not a member of this conversation') : errors.notFound('conversation');
     }
     if (outcome.created) this.onSent(1);
-    // Just committed: nobody has it yet, so its status is "sent" without asking the database.
-    const [view] = await this.renderMessages(me, [outcome.message], outcome.created);
-    // A new message has no changes yet but its reply (rendered fresh, without reading them)
+    // Just committed: nobody has it yet, so its status is "sent" without asking the database,
+    // its text is the one just sealed (as its carried wake-ups show it), and it has no changes
+    // yet but its reply. An earlier message with the same client_id is rendered from its row.
+    const [view] = outcome.created
+      ? [viewOf(outcome.message, text, me.id, conv.kind, [])]
+      : await this.renderMessages(me, [outcome.message]);
     if (outcome.created && reply) view!.reply_to = reply;
     return { message: view!, created: outcome.created };
   }

@@ -35,8 +35,34 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   const { core, store, lot } = deps;
   const router = Router();
   const auth = requireUser(core);
-  router.use(groupsRouter(deps, auth)); // groups: settings, leave, owner, invite links
   router.use(botsRouter({ core, lot }, auth)); // before /events: a bot token's poll is answered there
+
+  // The hot routes first: the router tries each route in order, and these are most requests.
+  const events = async (req: Request, res: Response) => {
+    const me = userOf(res);
+    const wait = parseWait(field(req, 'wait'));
+    const aborted = new AbortController();
+    // A client that goes away frees its place at once, not when the wait runs out.
+    res.on('close', () => {
+      if (!res.writableFinished) aborted.abort();
+    });
+    const batch = await poll(core.streams, lot, me, field(req, 'since'), wait, aborted.signal);
+    if (res.writableEnded || res.destroyed) return;
+    sendJson(res, 200, batch);
+  };
+  router.get('/events', auth, events);
+  router.post('/events', auth, events);
+
+  router.post('/conversations/:id/messages', auth, async (req, res) => {
+    const { message, created } = await core.messaging.send(userOf(res), req.params['id'], {
+      text: field(req, 'text'),
+      clientId: field(req, 'client_id'),
+      replyTo: field(req, 'reply_to'),
+    });
+    sendJson(res, created ? 201 : 200, { message });
+  });
+
+  router.use(groupsRouter(deps, auth)); // groups: settings, leave, owner, invite links
 
   router.post('/register', async (req, res) => {
     await core.limits.register(addressOf(req));
@@ -121,15 +147,6 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     sendJson(res, 200, { messages });
   });
 
-  router.post('/conversations/:id/messages', auth, async (req, res) => {
-    const { message, created } = await core.messaging.send(userOf(res), req.params['id'], {
-      text: field(req, 'text'),
-      clientId: field(req, 'client_id'),
-      replyTo: field(req, 'reply_to'),
-    });
-    sendJson(res, created ? 201 : 200, { message });
-  });
-
   router.post('/conversations/:id/read', auth, async (req, res) => {
     await core.messaging.markRead(userOf(res), req.params['id'], field(req, 'up_to'));
     res.status(204).end();
@@ -141,21 +158,6 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   });
 
   router.use(messagesRouter(core, auth));
-
-  const events = async (req: Request, res: Response) => {
-    const me = userOf(res);
-    const wait = parseWait(field(req, 'wait'));
-    const aborted = new AbortController();
-    // A client that goes away frees its place at once, not when the wait runs out.
-    res.on('close', () => {
-      if (!res.writableFinished) aborted.abort();
-    });
-    const batch = await poll(core.streams, lot, me, field(req, 'since'), wait, aborted.signal);
-    if (res.writableEnded || res.destroyed) return;
-    sendJson(res, 200, batch);
-  };
-  router.get('/events', auth, events);
-  router.post('/events', auth, events);
 
   return { router, auth };
 }

@@ -19,7 +19,13 @@ export function sendJson(res: Response, status: number, body: unknown): void {
       .send(`/**/${cb}(${JSON.stringify(body)});`);
     return;
   }
-  res.status(status).json(body);
+  // What res.json does for an API answer (no ETag, no freshness: answers are no-store), without
+  // its content negotiation and header parsing on every answer.
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(res.req.method === 'HEAD' ? undefined : text);
 }
 
 /** Map body-parser's own errors (bad JSON, too large, bad charset) onto Parley's codes. */

@@ -16,6 +16,12 @@ const LINGER_MS = 15_000;
  * tab sharing the device's token still sees the message within this time.
  */
 const ECHO_DEFER_MS = 1_000;
+/**
+ * A receipt alone does not wake a waiting poll at once either: within this time the user's next
+ * message (or more receipts) usually arrives, and all of them go in one answer. Under load this
+ * saves most of the senders' polls (issue 8); when the user is quiet, a receipt shows this late.
+ */
+export const RECEIPT_DEFER_MS = 500;
 
 /**
  * How long a stream head read from the database stays trusted while the user's channel stays
@@ -48,9 +54,16 @@ interface Waiter {
   deadline: number;
   /** The device waiting, when known: its own echo alone does not wake it at once. */
   device: string | undefined;
-  /** When a deferred echo wakes this waiter. */
-  echoDue?: number;
+  /** When the deferred entries (see Slot.lazy) wake this waiter. */
+  lazyDue?: number;
   resolve: (o: WaitOutcome) => void;
+}
+
+/** An entry that may wait: until `at + deferMs`, for every waiter (or only the device `device`). */
+interface Lazy {
+  at: number;
+  deferMs: number;
+  device?: string;
 }
 
 interface Slot {
@@ -68,6 +81,11 @@ interface Slot {
   acked: number;
   /** Events carried by wake-ups, by stream position; the oldest dropped past RECENT_MAX. */
   recent: Map<number, StreamEvent>;
+  /**
+   * Positions whose entry need not wake a waiter at once (a device's own message, a receipt), with
+   * when it arrived and how long it may wait; the oldest dropped past RECENT_MAX.
+   */
+  lazy: Map<number, Lazy>;
   handler: (payload: string) => void;
 }
 
@@ -152,6 +170,7 @@ export class ParkingLot {
         verifiedAt: 0,
         acked: 0,
         recent: new Map(),
+        lazy: new Map(),
         handler: (payload) => this.onPayload(userId, s, payload),
       };
       s.live = this.bus.subscribe(userChannel(userId), s.handler).then(() => {
@@ -217,6 +236,7 @@ export class ParkingLot {
     if (!slot) return;
     slot.acked = Math.max(slot.acked, seq);
     for (const pos of slot.recent.keys()) if (pos <= slot.acked) slot.recent.delete(pos);
+    for (const pos of slot.lazy.keys()) if (pos <= slot.acked) slot.lazy.delete(pos);
   }
 
   /** The carried events for positions after+1 … head, when every one of them came with its wake-up; else null. */
@@ -253,7 +273,7 @@ export class ParkingLot {
         resolve: (o) => {
           if (!slot.waiters.delete(waiter)) return;
           this.wheel.get(bucket)?.delete(waiter);
-          if (waiter.echoDue !== undefined) this.wheel.get(Math.ceil(waiter.echoDue / TICK_MS))?.delete(waiter);
+          if (waiter.lazyDue !== undefined) this.wheel.get(Math.ceil(waiter.lazyDue / TICK_MS))?.delete(waiter);
           this.count--;
           signal?.removeEventListener('abort', onAbort);
           resolve(o);
@@ -289,31 +309,58 @@ export class ParkingLot {
     const wake = decodeWake(payload);
     if (!wake) return;
     if (wake.kind === 'head') {
-      if (wake.sentAt > 0) this.onWakeLatency(Math.max(0, this.now() - wake.sentAt) / 1000);
+      const t = this.now();
+      if (wake.sentAt > 0) this.onWakeLatency(Math.max(0, t - wake.sentAt) / 1000);
       if (wake.event) {
         // Wake-ups from different nodes may arrive out of order: keep each event by position.
         slot.recent.set(wake.head, wake.event);
         if (slot.recent.size > RECENT_MAX) slot.recent.delete(slot.recent.keys().next().value as number);
       }
+      // The device's own message: it has it already (the send answered it). A receipt: news
+      // that can wait a little for company. Either comes with the next answer instead of
+      // costing a poll of its own.
+      const lazy: Lazy | undefined =
+        wake.echoOf !== undefined
+          ? { at: t, deferMs: ECHO_DEFER_MS, device: wake.echoOf }
+          : wake.event?.type === 'receipt'
+            ? { at: t, deferMs: RECEIPT_DEFER_MS }
+            : undefined;
+      if (lazy) {
+        slot.lazy.set(wake.head, lazy);
+        if (slot.lazy.size > RECENT_MAX) slot.lazy.delete(slot.lazy.keys().next().value as number);
+      }
       if (wake.head <= slot.head) return;
       slot.head = wake.head;
       for (const w of [...slot.waiters]) {
         if (wake.head <= w.after) continue;
-        // The device's own message, and nothing else new: it has it already (the send answered
-        // it); it comes with the next batch instead of costing a poll of its own.
-        if (wake.echoOf !== undefined && wake.echoOf === w.device && wake.head === w.after + 1) {
-          if (w.echoDue === undefined) {
-            w.echoDue = this.now() + ECHO_DEFER_MS;
-            this.bucket(Math.ceil(w.echoDue / TICK_MS)).add(w as Waiter & { userId: number });
-          }
-          continue;
+        const due = this.lazyUntil(slot, w);
+        if (due === null) {
+          w.resolve({ kind: 'wake' });
+        } else if (w.lazyDue === undefined || due < w.lazyDue) {
+          w.lazyDue = due;
+          this.bucket(Math.ceil(due / TICK_MS)).add(w as Waiter & { userId: number });
         }
-        w.resolve({ kind: 'wake' });
       }
     } else {
       for (const w of [...slot.waiters]) w.resolve({ kind: 'ephemeral', event: wake.event });
     }
     void userId;
+  }
+
+  /**
+   * When a waiter must wake for the entries after its position, when every one of them may wait
+   * (see Slot.lazy; an echo only for the device that sent it): the earliest entry's due time.
+   * Null: some entry must wake it now.
+   */
+  private lazyUntil(slot: Slot, w: Waiter): number | null {
+    if (slot.head - w.after > RECENT_MAX) return null;
+    let due = Infinity;
+    for (let pos = w.after + 1; pos <= slot.head; pos++) {
+      const l = slot.lazy.get(pos);
+      if (!l || (l.device !== undefined && l.device !== w.device)) return null;
+      due = Math.min(due, l.at + l.deferMs);
+    }
+    return due;
   }
 
   private bucket(n: number): Set<Waiter & { userId: number }> {
@@ -327,12 +374,12 @@ export class ParkingLot {
     const upTo = Math.floor(t / TICK_MS);
     for (const [bucket, set] of this.wheel) {
       if (bucket > upTo) continue;
-      for (const w of [...set]) {
-        if (w.echoDue !== undefined && w.echoDue <= t + TICK_MS) w.resolve({ kind: 'wake' });
+      this.wheel.delete(bucket);
+      for (const w of set) {
+        if (w.lazyDue !== undefined && w.lazyDue <= t + TICK_MS) w.resolve({ kind: 'wake' });
         else if (w.deadline <= t + TICK_MS) w.resolve({ kind: 'timeout' });
-        else set.delete(w); // its other bucket holds it
+        // else another bucket holds it (a later deadline, or a due time since brought forward)
       }
-      if (set.size === 0) this.wheel.delete(bucket);
     }
     for (const [id, slot] of this.slots) {
       if (slot.refs <= 0 && slot.waiters.size === 0 && t - slot.idleSince > LINGER_MS) {
