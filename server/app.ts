@@ -10,6 +10,7 @@ import { filesRouter } from './http/files.js';
 import { bodyDeadline } from './http/server.js';
 import { cleanText } from './http/text.js';
 import { boshRouter } from './transports/bosh/router.js';
+import { hostMetaRouter } from './http/host-meta.js';
 
 const PUBLIC_DIR = projectPath('public');
 
@@ -109,6 +110,7 @@ export function createApp(deps: Deps): Express {
   app.use('/api', notFound);
 
   app.use(boshRouter(deps)); // BOSH (XEP-0124/0206): POST /http-bind and /bosh
+  app.use(hostMetaRouter()); // XEP-0156: /.well-known/host-meta(.json) point at /http-bind
 
   // parley.js is the embeddable client (docs/client.md): pages of other sites load it.
   app.get('/parley.js', (_req, res, next) => {

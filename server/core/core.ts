@@ -10,6 +10,7 @@ import { FileGrants } from './file-grants.js';
 import { Keyring } from './keys.js';
 import { Limits, NO_LIMITS, type LimitSettings } from './limits.js';
 import { Logins } from './logins.js';
+import { HistoryQueries } from './mam.js';
 import { Messaging } from './messaging.js';
 import { Notifier } from './notifier.js';
 import { Presence } from './presence.js';
@@ -28,6 +29,8 @@ export class Core {
   readonly keys: Keyring;
   readonly notifier: Notifier;
   readonly messaging: Messaging;
+  /** Archive queries (XEP-0313 over BOSH): history paged by message id and bounded by time. */
+  readonly historyQueries: HistoryQueries;
   readonly streams: Streams;
   readonly presence: Presence;
   /** Contacts with their presence, where they consented to share it. */
@@ -77,6 +80,7 @@ export class Core {
     this.untilDelivered = opts.retention === 'until-delivered';
     this.pruning = new EventsPruning(opts.store, opts.eventsRetentionMs ?? 30 * 86_400_000, opts.log.child({ module: 'pruning' }));
     this.messaging = new Messaging(opts.store, this.keys, this.notifier, this.archive, opts.log, opts.onSent);
+    this.historyQueries = new HistoryQueries(opts.store, this.messaging, this.archive);
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
     this.contacts = new Contacts(opts.store, this.presence);
