@@ -86,7 +86,6 @@ export function parseQuery(query: XmlElement): { q: HistoryQuery; with?: string 
     if (child(set, 'index', RSM_NS)) return 'index is not supported';
   }
   if (q.afterId === '') return 'after needs an id';
-  if (q.afterId !== undefined && q.beforeId !== undefined) return 'either after or before';
   const w = fields.get('with');
   return w !== undefined ? { q, with: w } : { q };
 }
