@@ -16,6 +16,8 @@ import { Notifier } from './notifier.js';
 import { Presence } from './presence.js';
 import { EventsPruning } from './pruning.js';
 import { Streams } from './streams.js';
+import { UploadSlots } from './upload-slots.js';
+import { Uploads } from './uploads.js';
 
 /** The domain, assembled: what the HTTP routes and the transports call. No express, pg or ioredis here. */
 export class Core {
@@ -36,6 +38,10 @@ export class Core {
   /** Contacts with their presence, where they consented to share it. */
   readonly contacts: Contacts;
   readonly archive: Archive;
+  /** The upload use case (the JSON files route, XEP-0363 slots). */
+  readonly uploads: Uploads;
+  /** XEP-0363 slots: PUT now, attached to a conversation by the message that carries the GET URL. */
+  readonly uploadSlots: UploadSlots;
   /** Empties delivered messages when RETENTION=until-delivered; idle otherwise. */
   readonly retention: Retention;
   /** Deletes acknowledged stream entries older than the retention, hourly. */
@@ -67,6 +73,9 @@ export class Core {
     passwordCost?: number;
     /** Tokens unused this long expire (TOKEN_TTL_DAYS). */
     tokenTtlMs?: number;
+    /** UPLOAD_LIMIT and IMAGE_PIXEL_LIMIT (defaults: the configuration's). */
+    uploadLimit?: number;
+    imagePixelLimit?: number;
   }) {
     this.accounts = new Accounts(opts.store, opts.bus, { passwordCost: opts.passwordCost, tokenTtlMs: opts.tokenTtlMs });
     this.limits = new Limits(opts.bus, opts.limits ?? NO_LIMITS);
@@ -84,6 +93,18 @@ export class Core {
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
     this.contacts = new Contacts(opts.store, this.presence);
+    this.uploads = new Uploads({
+      db: opts.store.db,
+      blobs: opts.blobs,
+      messaging: this.messaging,
+      limits: this.limits,
+      uploadLimit: opts.uploadLimit ?? 25_000_000,
+      imagePixelLimit: opts.imagePixelLimit ?? 50_000_000,
+      log: opts.log.child({ module: 'files' }),
+    });
+    this.uploadSlots = new UploadSlots({
+      uploads: this.uploads, messaging: this.messaging, limits: this.limits, bus: opts.bus, keys: this.keys, blobs: opts.blobs, log: opts.log.child({ module: 'files' }),
+    });
   }
 
   /** Start background work: logout broadcasts, presence sweeping (holding: users with parked requests here). */

@@ -105,6 +105,8 @@ export class Uploads {
     file: ReceivedFile,
     input: { text?: unknown; clientId?: unknown },
     validate: () => void = () => undefined,
+    /** The attachment's id when the door promised one already (an XEP-0363 slot's GET URL). */
+    fileId: string = newId('f'),
   ): Promise<{ message: MessageView; created: boolean }> {
     const blobKeys = [file.blobKey];
     let recorded: string | undefined;
@@ -119,7 +121,7 @@ export class Uploads {
         thumbnails[which] = await this.storeThumbnail(target.dataKey, thumb, blobKeys);
       }
       const record: AttachmentRecord = {
-        id: newId('f'),
+        id: fileId,
         conversationId: target.conversation,
         uploaderId: me.id,
         name: cleanFileName(file.originalName),

@@ -8,7 +8,6 @@ import { SealedBlobs } from '../blobs/seal.js';
 import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { AppError, errors } from '../core/errors.js';
-import { Uploads } from '../core/uploads.js';
 import { toBuffer, type Queryable } from '../store/db.js';
 import { Attachments } from '../media/attachments.js';
 import { contentDisposition } from '../media/names.js';
@@ -66,7 +65,7 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
   const sealed = new SealedBlobs(deps.blobs);
   const attachments = new Attachments(deps.db);
   const router = Router();
-  const uploads = new Uploads({ db: deps.db, blobs: deps.blobs, messaging: core.messaging, limits: core.limits, uploadLimit: config.uploadLimit, imagePixelLimit: config.imagePixelLimit, log });
+  const uploads = core.uploads;
   const upload = multer({
     storage: sealedStorage(sealed),
     defParamCharset: 'utf8', // file names as UTF-8 (browsers send them so), not busboy's latin1

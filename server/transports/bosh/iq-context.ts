@@ -20,6 +20,8 @@ export interface IqContext {
   roomOf: (local: string) => Promise<string | null>;
   /** A group conversation's room JID, bare. */
   roomJid: (conversation: string) => string;
+  /** This server's URL as the request reached it (`https://HOST`), for the URLs handed out. */
+  base: string | undefined;
 }
 
 export type IqHandler = (st: XmlElement, ctx: IqContext) => Promise<boolean>;

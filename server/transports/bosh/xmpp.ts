@@ -17,6 +17,7 @@ import { deviceOf, track, type SessionState } from './session.js';
 import {
   CONTACT_RESOURCE, decodePlain, NS, parseStanza, renderEvent, rosterItem, stanzaError, type Command, type Target,
 } from './stanzas.js';
+import { handleUploadSlot, sendUploaded } from './upload.js';
 import { handlePep, handleVcard } from './vcard.js';
 import { el, serialize, type XmlElement } from './xml.js';
 
@@ -34,6 +35,8 @@ const DIRECT_CACHE_MAX = 50_000;
 export interface Origin {
   /** The client's address, for the per-address limits (session creation, SASL). */
   address: string;
+  /** This server's URL as the request reached it (`https://HOST`), for URLs handed out (uploads). */
+  base?: string;
 }
 
 /** The session's user once SASL succeeded; its device is the session. */
@@ -48,7 +51,7 @@ export class Xmpp {
   /** The other member of a direct conversation (never changes), for carbons. */
   private readonly peers = new LRUCache<string, string>({ max: DIRECT_CACHE_MAX });
   /** IQs of the XEPs beyond the subset (MAM, carbons, vCard, PEP), tried in turn before service-unavailable. */
-  private readonly iqHandlers: IqHandler[] = [handleMam, handleCarbons, handleVcard, handlePep];
+  private readonly iqHandlers: IqHandler[] = [handleMam, handleCarbons, handleVcard, handlePep, handleUploadSlot];
   /** The group conversation a room JID's local part names (the MUC code replaces this: case, existence). */
   roomOf: (local: string) => Promise<string | null> = async (local) => local;
   /** A group's bare room JID. */
@@ -66,7 +69,7 @@ export class Xmpp {
     try {
       // Each stanza spends the user's request budget, as a JSON API request does.
       this.core.limits.request(me!.id);
-      await this.run(s, cmd, me, jid);
+      await this.run(s, cmd, me, jid, origin);
     } catch (err) {
       const condition = err instanceof AppError ? appErrorCondition(err) : 'internal-server-error';
       if (!(err instanceof AppError)) this.log.error({ err }, 'stanza failed');
@@ -115,7 +118,7 @@ export class Xmpp {
     this.kinds.set(id, kind);
   }
 
-  private async run(s: SessionState, cmd: Command, me: Principal | null, jid: string): Promise<void> {
+  private async run(s: SessionState, cmd: Command, me: Principal | null, jid: string, origin: Origin): Promise<void> {
     const core = this.core;
     const result = (id: string, ...children: XmlElement[]) =>
       queue(s, serialize(el('iq', { xmlns: NS.client, type: 'result', id, to: jid || undefined, from: this.domain }, ...children)));
@@ -147,7 +150,10 @@ export class Xmpp {
       }
       case 'send': {
         const conversation = await this.conversationOf(me!, cmd.to);
-        const { message } = await core.messaging.send(me!, conversation, { text: cmd.text, clientId: cmd.id });
+        // The GET URL of a file I uploaded through an XEP-0363 slot: the file joins this conversation
+        const message =
+          (await sendUploaded(core, me!, conversation, cmd.text, cmd.id)) ??
+          (await core.messaging.send(me!, conversation, { text: cmd.text, clientId: cmd.id })).message;
         sentHere(s, message.id);
         if (cmd.id && (cmd.receipt || cmd.markable)) {
           track(s, { conversation, seq: message.seq, id: cmd.id, receipt: cmd.receipt, markable: cmd.markable });
@@ -182,7 +188,7 @@ export class Xmpp {
         return;
       }
       case 'error':
-        if (cmd.condition === 'service-unavailable' && cmd.stanza.local === 'iq' && (await this.extension(s, cmd.stanza, me!, jid))) return;
+        if (cmd.condition === 'service-unavailable' && cmd.stanza.local === 'iq' && (await this.extension(s, cmd.stanza, me!, jid, origin))) return;
         queue(s, serialize(stanzaError(cmd.stanza, cmd.condition, cmd.type, jid, this.domain)));
         return;
       case 'ignore':
@@ -191,8 +197,8 @@ export class Xmpp {
   }
 
   /** Offer an IQ to the extension handlers; true when one answered it. */
-  private async extension(s: SessionState, st: XmlElement, me: Principal, jid: string): Promise<boolean> {
-    const ctx = { core: this.core, domain: this.domain, s, me, jid, roomOf: this.roomOf, roomJid: this.roomJid };
+  private async extension(s: SessionState, st: XmlElement, me: Principal, jid: string, origin: Origin): Promise<boolean> {
+    const ctx = { core: this.core, domain: this.domain, s, me, jid, roomOf: this.roomOf, roomJid: this.roomJid, base: origin.base };
     for (const handle of this.iqHandlers) if (await handle(st, ctx)) return true;
     return false;
   }
