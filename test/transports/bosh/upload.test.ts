@@ -87,6 +87,7 @@ describe('XEP-0363 HTTP upload over BOSH (Strophe.js, two nodes) onto Parley fil
     await as(url(0), bob).get(`/api/files/${fileId}/thumbnail`).expect(200);
     await as(url(0), alice).get(`/api/files/${fileId}`).expect(200);
     await as(url(0), carol).get(`/api/files/${fileId}`).expect(404);
+    expect((await fetch(get.replace(lb.url, url(0)))).status).to.equal(401); // no token, no grant: members only
     await as(url(0), carol).get(`/api/files/${fileId}/thumbnail`).expect(404);
 
     // Sending the same URL again is a plain text message: one attachment
