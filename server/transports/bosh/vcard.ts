@@ -4,7 +4,7 @@
  * is all a Parley account has. Nobody else's vCard is told apart from a missing one
  * (`item-not-found`), so vCards do not reveal which names exist. Parley keeps no PEP nodes: reading
  * one (OMEMO device lists, avatars, nicknames, …) is `item-not-found`, as for a node never
- * published (XEP-0060 §6.5.9.11); publishing is `feature-not-implemented` with the
+ * published (XEP-0060 §6.5.9.11), for users, rooms and occupants alike; publishing is `feature-not-implemented` with the
  * `unsupported feature='publish'` condition (§7.1.3.1). Bookmark nodes are left to the MUC code.
  */
 import { iqError, iqResult, send, type IqContext } from './iq-context.js';
@@ -27,9 +27,19 @@ function userTo(st: XmlElement, ctx: IqContext): string | null {
   return j && j.local && j.domain === ctx.domain ? j.local.toLowerCase() : null;
 }
 
-/** `<vCard xmlns='vcard-temp'/>` get: the user's own, or a contact's. */
+/** Whether a stanza is addressed to a room or an occupant (`groups.DOMAIN`): no vCard or PEP node there either. */
+function toRoom(st: XmlElement, ctx: IqContext): boolean {
+  const j = parseJid(st.attrs.to);
+  return j !== null && j.local !== '' && j.domain === `groups.${ctx.domain}`;
+}
+
+/** `<vCard xmlns='vcard-temp'/>` get: the user's own, or a contact's; rooms and occupants have none. */
 export async function handleVcard(st: XmlElement, ctx: IqContext): Promise<boolean> {
   if (!child(st, 'vCard', VCARD_NS)) return false;
+  if (st.attrs.type === 'get' && toRoom(st, ctx)) {
+    send(ctx, iqError(st, ctx, 'cancel', 'item-not-found'));
+    return true;
+  }
   const name = userTo(st, ctx);
   if (name === null) return false;
   if (st.attrs.type === 'set') {
@@ -49,7 +59,7 @@ export async function handleVcard(st: XmlElement, ctx: IqContext): Promise<boole
 /** PEP reads and publishes addressed to a user of this domain (bookmark nodes excepted). */
 export async function handlePep(st: XmlElement, ctx: IqContext): Promise<boolean> {
   const pubsub = child(st, 'pubsub', PUBSUB_NS);
-  if (!pubsub || userTo(st, ctx) === null) return false;
+  if (!pubsub || (userTo(st, ctx) === null && !toRoom(st, ctx))) return false;
   const op = childElements(pubsub)[0];
   if (!op) return false;
   if (NOT_MINE.has(op.attrs.node ?? '')) return false;

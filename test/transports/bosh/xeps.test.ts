@@ -305,6 +305,7 @@ describe('BOSH XEPs for web clients (Strophe.js, two nodes): MAM, carbons, host-
       expect(first(contact, 'NICKNAME').textContent).to.equal(bob.name);
       expect(conditionOf(await vcard(`${carol.name}@${DOMAIN}`))).to.equal('item-not-found');
       expect(conditionOf(await vcard(`nobody-at-all@${DOMAIN}`))).to.equal('item-not-found');
+      expect(conditionOf(await vcard(`someroom@groups.${DOMAIN}/${bob.name}`))).to.equal('item-not-found'); // occupants have none
 
       for (const [to, node] of [[undefined, 'eu.siacs.conversations.axolotl.devicelist'], [`${bob.name}@${DOMAIN}`, 'urn:xmpp:avatar:metadata'], [`${bob.name}@${DOMAIN}`, 'http://jabber.org/protocol/nick']] as const) {
         const ans = await iq(a, S.$iq({ type: 'get', ...(to ? { to } : {}) }).c('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub' }).c('items', { node }));
