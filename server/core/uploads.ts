@@ -103,7 +103,7 @@ export class Uploads {
     me: Principal,
     target: { conversation: string; dataKey: Buffer },
     file: ReceivedFile,
-    input: { text?: unknown; clientId?: unknown },
+    input: { text?: unknown; clientId?: unknown; replyTo?: unknown },
     validate: () => void = () => undefined,
     /** The attachment's id when the door promised one already (an XEP-0363 slot's GET URL). */
     fileId: string = newId('f'),
@@ -137,6 +137,7 @@ export class Uploads {
       const { message, created } = await this.deps.messaging.send(me, target.conversation, {
         text: input.text,
         clientId: input.clientId,
+        replyTo: input.replyTo,
         attachment: { ...attachmentView(record) },
       });
       if (!created) {

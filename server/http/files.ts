@@ -95,7 +95,7 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
       me,
       target,
       received,
-      { text: body['text'], clientId: body['client_id'] },
+      { text: body['text'], clientId: body['client_id'], replyTo: body['reply_to'] },
       // multipart fields are parsed here, after the edge's check
       () => requireCleanText(req.body, 'the form'),
     );
