@@ -11,6 +11,8 @@ import { joinPageRouter } from './http/routes-groups.js';
 import { bodyDeadline } from './http/server.js';
 import { cleanText } from './http/text.js';
 import { boshRouter } from './transports/bosh/router.js';
+import { hostMetaRouter } from './http/host-meta.js';
+import { uploadSlotsRouter } from './http/upload-slots.js';
 
 const PUBLIC_DIR = projectPath('public');
 
@@ -120,6 +122,8 @@ export function createApp(deps: Deps): Express {
   app.use('/api', notFound);
 
   app.use(boshRouter(deps)); // BOSH (XEP-0124/0206): POST /http-bind and /bosh
+  app.use(hostMetaRouter()); // XEP-0156: /.well-known/host-meta(.json) point at /http-bind
+  app.use(uploadSlotsRouter(deps.core)); // XEP-0363: PUT /upload/:id/:secret/:name
 
   app.use(joinPageRouter()); // /join/<code>: invite links open the web client
   // parley.js is the embeddable client (docs/client.md): pages of other sites load it.

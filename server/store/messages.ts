@@ -134,4 +134,13 @@ export class Messages {
     );
     return rows.map(toMessage).reverse();
   }
+
+  /** The seq of a message of a conversation still in the table (null when unknown or archived). */
+  async messageSeq(conversationId: string, id: string): Promise<number | null> {
+    const rows = await this.db.query<{ seq: string | number }>(
+      'SELECT seq FROM messages WHERE conversation_id = $1 AND id = $2',
+      [conversationId, id],
+    );
+    return rows[0] ? Number(rows[0].seq) : null;
+  }
 }
