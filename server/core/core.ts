@@ -3,6 +3,7 @@ import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import type { Blobs } from '../blobs/blobs.js';
 import { Accounts } from './accounts.js';
+import { AccountSettings } from './account-settings.js';
 import { Contacts } from './contacts.js';
 import { Archive } from './archive.js';
 import { Retention } from './retention.js';
@@ -33,6 +34,8 @@ export class Core {
   /** Contacts with their presence, where they consented to share it. */
   readonly contacts: Contacts;
   readonly archive: Archive;
+  /** Display name, password, devices, deletion, blocks and mutes (issue 13 B). */
+  readonly settings: AccountSettings;
   /** Empties delivered messages when RETENTION=until-delivered; idle otherwise. */
   readonly retention: Retention;
   /** Deletes acknowledged stream entries older than the retention, hourly. */
@@ -80,6 +83,7 @@ export class Core {
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
     this.contacts = new Contacts(opts.store, this.presence);
+    this.settings = new AccountSettings(opts.store, this.accounts, this.logins, this.messaging, this.notifier, this.messaging.deletedSenders);
   }
 
   /** Start background work: logout broadcasts, presence sweeping (holding: users with parked requests here). */

@@ -15,6 +15,8 @@ export interface MessageView {
   status?: 'sent' | 'delivered' | 'read';
   delivered_to?: string[];
   read_by?: string[];
+  /** A tombstone: the message was removed (its text is "" and it has no attachment). */
+  deleted?: true;
 }
 
 /** A conversation as the API shows it. */
@@ -30,6 +32,8 @@ export interface ConversationView {
   /** In my list: whether I consented to it (false: a request someone made of me). */
   accepted?: boolean;
   unread?: number;
+  /** I muted it: it does not count in my unread_total. Absent when not muted. */
+  muted?: true;
   last_message?: MessageView | null;
 }
 
