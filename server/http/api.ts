@@ -7,6 +7,7 @@ import { poll, parseWait } from '../transports/longpoll.js';
 import type { ParkingLot } from '../transports/parking.js';
 import { addressOf, requireUser, userOf } from './auth.js';
 import { sendJson } from './errors.js';
+import { accountRouter, deviceOf } from './routes-account.js';
 
 /** What the API routes need. */
 export interface ApiDeps {
@@ -32,17 +33,18 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   const { core, store, lot } = deps;
   const router = Router();
   const auth = requireUser(core);
+  router.use(accountRouter(core, auth));
 
   router.post('/register', async (req, res) => {
     await core.limits.register(addressOf(req));
     const b = body(req);
-    const { user, token } = await core.accounts.register(b['name'], b['password']);
+    const { user, token } = await core.accounts.register(b['name'], b['password'], deviceOf(req));
     sendJson(res, 201, { user: { name: user.name }, token });
   });
 
   router.post('/login', async (req, res) => {
     const b = body(req);
-    const { user, token } = await core.logins.login(b['name'], b['password'], addressOf(req));
+    const { user, token } = await core.logins.login(b['name'], b['password'], addressOf(req), deviceOf(req));
     sendJson(res, 200, { user: { name: user.name }, token });
   });
 
@@ -50,8 +52,6 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     await core.accounts.logout(res.locals['token'] as string);
     res.status(204).end();
   });
-
-  router.get('/me', auth, (_req, res) => sendJson(res, 200, { user: { name: userOf(res).name } }));
 
   router.post('/heartbeat', auth, (_req, res) => void res.status(204).end());
 
@@ -61,8 +61,8 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   });
 
   router.get('/conversations', auth, async (req, res) => {
-    const { conversations, next } = await core.messaging.list(userOf(res), { limit: req.query['limit'], before: req.query['before'] });
-    sendJson(res, 200, next ? { conversations, next } : { conversations });
+    const { conversations, next, unreadTotal } = await core.messaging.list(userOf(res), { limit: req.query['limit'], before: req.query['before'] });
+    sendJson(res, 200, next ? { conversations, next, unread_total: unreadTotal } : { conversations, unread_total: unreadTotal });
   });
 
   router.post('/conversations', auth, async (req, res) => {
