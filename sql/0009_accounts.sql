@@ -11,7 +11,8 @@ ALTER TABLE users ADD COLUMN deleted_messages text CHECK (deleted_messages IN ('
 -- Devices: a token is a device. tokens.created_at stays what it was (the time of the last refresh,
 -- which moves the expiry); issued_at is when the device signed in. last_used_at and address are
 -- written at most once a minute per token, not on every request. Tokens of the previous release
--- get an id from the sequence and the defaults below.
+-- get an id from the sequence and the defaults below (issued_at: the time of this migration; they
+-- were never told apart before), and so do tokens such a node issues during a rolling deploy.
 ALTER TABLE tokens ADD COLUMN id bigserial;
 ALTER TABLE tokens ADD COLUMN device text NOT NULL DEFAULT '';
 ALTER TABLE tokens ADD COLUMN issued_at timestamptz NOT NULL DEFAULT now();
