@@ -148,6 +148,8 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     });
     const batch = await poll(core.streams, lot, me, field(req, 'since'), wait, aborted.signal);
     if (res.writableEnded || res.destroyed) return;
+    // A device signed out while its poll waited (logout, password change, revoked) gets no events
+    if (!(await core.accounts.authenticate(res.locals['token'] as string))) throw errors.unauthorized();
     sendJson(res, 200, batch);
   };
   router.get('/events', auth, events);

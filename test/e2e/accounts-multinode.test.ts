@@ -57,6 +57,29 @@ describe('accounts across two nodes', function () {
     expect(devices.map((d: any) => [d.name, d.current])).to.deep.equal([['', true]]);
   });
 
+  it('a poll parked on node B when its device is revoked on node A answers 401, not the events that wake it', async () => {
+    const { alice, bob, conv } = await (async () => {
+      const alice = await register(A, 'alice');
+      const bob = await register(A, 'bob');
+      const conv = (await as(A, bob).post('/api/conversations').send({ with: alice.name }).expect(201)).body.conversation;
+      return { alice, bob, conv };
+    })();
+    const phone = await login(B, alice.name, 'phone');
+    await flushPresence(stack); // presence news of the three lands now, not while the phone is parked
+    await pollEvents(B, phone);
+    const answered = as(B, phone).get(`/api/events?wait=20&since=${phone.cursor}`).then((r) => r);
+    await new Promise((r) => setTimeout(r, 300)); // let it park
+    expect(stack.nodes[1]!.deps.lot.parked).to.equal(1);
+    const heard = revokedOn(1, phone.token);
+    const id = (await as(A, alice).get('/api/me/devices').expect(200)).body.devices.find((d: any) => d.name === 'phone').id;
+    await as(A, alice).post(`/api/me/devices/${id}/revoke`).expect(204);
+    await heard;
+    await as(A, bob).post(`/api/conversations/${conv.id}/messages`).send({ text: 'wake up' }).expect(201);
+    const res = await answered;
+    expect(res.status).to.equal(401);
+    expect(res.body.events).to.equal(undefined);
+  });
+
   it('a device revoked on node B is signed out on node A, where it was in use', async () => {
     const alice = await register(A, 'alice');
     const phone = await login(A, alice.name, 'phone');
