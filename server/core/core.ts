@@ -6,8 +6,11 @@ import { Accounts } from './accounts.js';
 import { AccountSettings } from './account-settings.js';
 import { Contacts } from './contacts.js';
 import { Archive } from './archive.js';
+import { Bots } from './bots.js';
+import { MessageChanges } from './changes.js';
 import { Retention } from './retention.js';
 import { FileGrants } from './file-grants.js';
+import { Invites } from './invites.js';
 import { Keyring } from './keys.js';
 import { Limits, NO_LIMITS, type LimitSettings } from './limits.js';
 import { Logins } from './logins.js';
@@ -29,13 +32,19 @@ export class Core {
   readonly keys: Keyring;
   readonly notifier: Notifier;
   readonly messaging: Messaging;
+  /** Invite links to groups. */
+  readonly invites: Invites;
   readonly streams: Streams;
   readonly presence: Presence;
   /** Contacts with their presence, where they consented to share it. */
   readonly contacts: Contacts;
+  /** Bot tokens and incoming webhooks: acting for their owner in one conversation. */
+  readonly bots: Bots;
   readonly archive: Archive;
   /** Display name, password, devices, deletion, blocks and mutes (issue 13 B). */
   readonly settings: AccountSettings;
+  /** Edits, deletes for everyone, replies and reactions (issue 13). */
+  readonly changes: MessageChanges;
   /** Empties delivered messages when RETENTION=until-delivered; idle otherwise. */
   readonly retention: Retention;
   /** Deletes acknowledged stream entries older than the retention, hourly. */
@@ -80,15 +89,23 @@ export class Core {
     this.untilDelivered = opts.retention === 'until-delivered';
     this.pruning = new EventsPruning(opts.store, opts.eventsRetentionMs ?? 30 * 86_400_000, opts.log.child({ module: 'pruning' }));
     this.messaging = new Messaging(opts.store, this.keys, this.notifier, this.archive, opts.log, opts.onSent);
+    this.invites = new Invites(opts.store, this.messaging);
+    this.changes = new MessageChanges(opts.store, this.keys, this.notifier, this.messaging, opts.blobs, opts.log);
+    this.messaging.changes = this.changes;
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
     this.contacts = new Contacts(opts.store, this.presence);
-    this.settings = new AccountSettings(opts.store, this.accounts, this.logins, this.messaging, this.notifier, this.messaging.deletedSenders);
+    this.bots = new Bots(opts.store, opts.bus, this.messaging, this.limits);
+    this.settings = new AccountSettings(opts.store, this.accounts, this.logins, this.messaging, this.notifier, this.messaging.deletedSenders, async (me) => {
+      for (const bot of await this.bots.list(me)) await this.bots.revoke(me, bot.id);
+    });
+    this.accounts.botTokens = this.bots;
   }
 
   /** Start background work: logout broadcasts, presence sweeping (holding: users with parked requests here). */
   async start(holding?: () => Iterable<number>): Promise<void> {
     await this.accounts.start();
+    await this.bots.start();
     this.presence.start(holding);
     if (this.archiveAfterMs !== undefined) this.archive.start(this.archiveAfterMs);
     if (this.untilDelivered) this.retention.start();
@@ -101,6 +118,7 @@ export class Core {
     await this.retention.stop();
     await this.pruning.stop();
     await this.presence.stop();
+    await this.bots.stop();
     await this.accounts.stop();
   }
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { hasContent, type MemberPosition, type NewMessage, type SendOutcome, type Singles, type Store, type StoredMessage } from '../store/store.js';
 import type { Principal } from './accounts.js';
 import type { Archive } from './archive.js';
+import type { MessageChanges } from './changes.js';
 import { Conversations, newId } from './conversations.js';
 import { errors } from './errors.js';
 import { GroupCommit } from './group-commit.js';
@@ -30,6 +31,10 @@ export interface SendInput {
   clientId?: unknown;
   /** Set by the files route: the attachment of an uploaded file. */
   attachment?: Record<string, unknown> | null;
+  /** Set by the bots: the name of the bot token or webhook the message is posted through. */
+  bot?: string | null;
+  /** The id of the message this one replies to (issue 13). */
+  replyTo?: unknown;
 }
 
 /** Conversations and messages: sending (group-committed), history, read positions, typing, rendering. */
@@ -39,6 +44,10 @@ export class Messaging extends Conversations {
   private readonly texts = new Map<string, string>();
   /** Senders whose account was deleted: their messages render from "[deleted]" (or as tombstones). */
   readonly deletedSenders: DeletedSenders;
+  /** The reply_to views of the messages being committed, by message id (for carried wake-ups). */
+  private readonly replies = new Map<string, NonNullable<MessageView['reply_to']>>();
+  /** Edits, deletes, replies and reactions, laid over every rendered message (set by Core). */
+  changes: MessageChanges | undefined;
 
   constructor(
     store: Store,
@@ -77,14 +86,27 @@ export class Messaging extends Conversations {
       const conv = m && this.meta.get(m.conversationId);
       if (!m || text === undefined || !conv) continue;
       if (userId === m.senderId) {
-        events.set(userId, { type: 'message', message: viewOf(m, text, userId, conv.kind, []) });
+        events.set(userId, { type: 'message', message: this.withReply(viewOf(m, text, userId, conv.kind, [])) });
         continue;
       }
       let event = forOthers.get(m.id);
-      if (!event) forOthers.set(m.id, (event = { type: 'message', message: viewOf(m, text, userId, conv.kind, []) }));
+      if (!event) forOthers.set(m.id, (event = { type: 'message', message: this.withReply(viewOf(m, text, userId, conv.kind, [])) }));
       events.set(userId, event);
     }
     return events;
+  }
+
+  /** A new message's view with the reply_to it is being sent with. */
+  private withReply(view: MessageView): MessageView {
+    const reply = this.replies.get(view.id);
+    if (reply) view.reply_to = reply;
+    return view;
+  }
+
+  /** The key of a conversation (for the texts laid over messages), null when it is gone. */
+  async keyFor(conversationId: string): Promise<Buffer | null> {
+    const conv = await this.metaOf(conversationId);
+    return conv ? this.keyOf(conv) : null;
   }
 
   /** Send a text (and maybe an attachment). A client_id already used by me here returns the first message. */
@@ -108,9 +130,14 @@ export class Messaging extends Conversations {
     // Whoever blocks me takes no more messages from me in our direct conversation
     if (conv.kind === 'direct' && (await this.store.blockedIn(conv.id, me.id))) throw errors.blocked();
     const id = newId('m');
+    const hasReply = input.replyTo !== undefined && input.replyTo !== null && input.replyTo !== '';
+    if (hasReply && !this.changes) throw errors.badRequest('replies are not available', 'bad_reply_to');
+    // Recorded before the send commits (an unsent message's row is forgotten below)
+    const reply = hasReply ? await this.changes!.prepareReply(me, conv.id, id, input.replyTo) : undefined;
+    if (reply) this.replies.set(id, reply);
     const body = this.keys.sealText(this.keyOf(conv), conv.id, id, text);
     this.texts.set(id, text); // for the wake-ups of its batch
-    let outcome: SendOutcome;
+    let outcome: SendOutcome | undefined;
     try {
       outcome = await this.sends.submit({
         id,
@@ -120,9 +147,13 @@ export class Messaging extends Conversations {
         body,
         clientId,
         attachment: input.attachment ?? null,
+        // A bot token's sends carry its name, as a webhook's do
+        bot: input.bot ?? me.bot?.name ?? null,
       });
     } finally {
       this.texts.delete(id);
+      this.replies.delete(id);
+      if (hasReply && !(outcome?.ok && outcome.created)) await this.changes!.forgetReply(conv.id, id);
     }
     if (!outcome.ok) {
       throw outcome.reason === 'not_member' ? errors.forbidden('you are not a member of this conversation') : errors.notFound('conversation');
@@ -130,6 +161,8 @@ export class Messaging extends Conversations {
     if (outcome.created) this.onSent(1);
     // Just committed: nobody has it yet, so its status is "sent" without asking the database.
     const [view] = await this.renderMessages(me, [outcome.message], outcome.created);
+    // A new message has no changes yet but its reply (rendered fresh, without reading them)
+    if (outcome.created && reply) view!.reply_to = reply;
     return { message: view!, created: outcome.created };
   }
 
@@ -196,7 +229,7 @@ export class Messaging extends Conversations {
       kind: r.kind,
       title: r.title,
       members: r.roster.map((m) => m.name),
-      ...(r.kind === 'group' ? { ...rolesOf(r.roster), history: r.history } : {}),
+      ...(r.kind === 'group' ? { ...rolesOf(r.roster), history: r.history, who_can_add: r.whoCanAdd } : {}),
       accepted: r.accepted,
       unread: r.unread,
       ...(muted.has(r.id) ? { muted: true as const } : {}),
@@ -235,11 +268,17 @@ export class Messaging extends Conversations {
         this.log.error({ err, message: m.id }, 'message failed to open: wrong key or tampered row');
         text = '';
       }
-      const view = viewOf(m, text, me.id, conv.kind, byConv.get(m.conversationId) ?? []);
-      const gone = deleted.get(m.senderId);
-      out.push(gone ? deletedSenderView(view, gone) : view);
+      out.push(viewOf(m, text, me.id, conv.kind, byConv.get(m.conversationId) ?? []));
     }
-    return out;
+    // A message just sent has no edits, reactions or deletion yet: send adds its reply itself
+    const changed = this.changes && !fresh ? await this.changes.apply(me, messages, out) : out;
+    // Last, so that no edit shows through a deleted account's tombstone
+    if (deleted.size === 0) return changed;
+    const senders = new Map(messages.map((m) => [m.id, m.senderId]));
+    return changed.map((v) => {
+      const gone = deleted.get(senders.get(v.id) ?? 0);
+      return gone ? deletedSenderView(v, gone) : v;
+    });
   }
 
   /** The sealed empty text of a message (account deletion, `remove`): a tombstone that still counts as content. */
