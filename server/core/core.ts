@@ -3,6 +3,7 @@ import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import type { Blobs } from '../blobs/blobs.js';
 import { Accounts } from './accounts.js';
+import { AccountSettings } from './account-settings.js';
 import { Contacts } from './contacts.js';
 import { Archive } from './archive.js';
 import { Bots } from './bots.js';
@@ -49,6 +50,8 @@ export class Core {
   readonly uploads: Uploads;
   /** XEP-0363 slots: PUT now, attached to a conversation by the message that carries the GET URL. */
   readonly uploadSlots: UploadSlots;
+  /** Display name, password, devices, deletion, blocks and mutes (issue 13 B). */
+  readonly settings: AccountSettings;
   /** Edits, deletes for everyone, replies and reactions (issue 13). */
   readonly changes: MessageChanges;
   /** Empties delivered messages when RETENTION=until-delivered; idle otherwise. */
@@ -106,6 +109,9 @@ export class Core {
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
     this.contacts = new Contacts(opts.store, this.presence);
     this.bots = new Bots(opts.store, opts.bus, this.messaging, this.limits);
+    this.settings = new AccountSettings(opts.store, this.accounts, this.logins, this.messaging, this.notifier, this.messaging.deletedSenders, async (me) => {
+      for (const bot of await this.bots.list(me)) await this.bots.revoke(me, bot.id);
+    });
     this.accounts.botTokens = this.bots;
     this.uploads = new Uploads({
       db: opts.store.db,

@@ -20,6 +20,8 @@ export const errors = {
   unauthorized: (message = 'missing or invalid token') => new AppError(401, 'unauthorized', message),
   badCredentials: () => new AppError(401, 'bad_credentials', 'wrong name or password'),
   forbidden: (message = 'not allowed') => new AppError(403, 'forbidden', message),
+  /** The other user blocks me: no direct conversation, no adding them to groups. */
+  blocked: (message = 'this user has blocked you') => new AppError(403, 'blocked', message),
   /** A bot token used for what its scope does not allow (docs/api.md, Bots and webhooks). */
   outOfScope: (message = 'this bot token may not do that') => new AppError(403, 'out_of_scope', message),
   notFound: (what = 'resource') => new AppError(404, 'not_found', `${what} not found`),

@@ -49,7 +49,7 @@ export function requireUser(core: Core): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const token = tokenOf(req);
     if (!token) throw errors.unauthorized();
-    const user = await core.accounts.authenticate(token);
+    const user = await core.accounts.authenticate(token, addressOf(req));
     if (!user) throw errors.unauthorized();
     if (user.bot && !botMay(user.bot, req)) throw errors.outOfScope(`bot token \`${user.bot.name}\` may not ${req.method} ${req.originalUrl.split('?')[0]}`);
     core.limits.request(user.id);

@@ -13,6 +13,7 @@ import type { StreamEvent } from '../../core/events.js';
 import { handleCarbons, sentCarbon, sentHere, wantsCarbon } from './carbons.js';
 import type { IqHandler } from './iq-context.js';
 import { handleMam } from './mam.js';
+import { BLOCKING_FEATURES, parseBlocking, runBlocking } from './blocking.js';
 import { deviceOf, track, type SessionState } from './session.js';
 import {
   CONTACT_RESOURCE, decodePlain, NS, parseStanza, renderEvent, rosterItem, stanzaError, type Command, type Target,
@@ -70,7 +71,11 @@ export class Xmpp {
     try {
       // Each stanza spends the user's request budget, as a JSON API request does.
       this.core.limits.request(me!.id);
-      await this.run(s, cmd, me, jid, origin);
+      const blocking = parseBlocking(st, this.domain); // XEP-0191, blocking.ts
+      if (blocking) {
+        const children = await runBlocking(this.core, me!, blocking, this.domain);
+        queue(s, serialize(el('iq', { xmlns: NS.client, type: 'result', id: blocking.id, to: jid, from: this.domain }, ...children)));
+      } else await this.run(s, cmd, me, jid, origin);
     } catch (err) {
       const condition = err instanceof AppError ? appErrorCondition(err) : 'internal-server-error';
       if (!(err instanceof AppError)) this.log.error({ err }, 'stanza failed');
@@ -143,7 +148,7 @@ export class Xmpp {
         return result(
           cmd.id,
           el('query', { xmlns: NS.discoInfo }, el('identity', { category: 'server', type: 'im', name: 'Parley' }),
-            ...[NS.discoInfo, NS.ping, NS.receipts, NS.markers, NS.chatstates, ...CORRECTION_FEATURES].map((v) => el('feature', { var: v }))),
+            ...[NS.discoInfo, NS.ping, NS.receipts, NS.markers, NS.chatstates, ...CORRECTION_FEATURES, ...BLOCKING_FEATURES].map((v) => el('feature', { var: v }))),
         );
       case 'roster': {
         const contacts = await core.contacts.of(me!);
