@@ -7,6 +7,7 @@ import { poll, parseWait } from '../transports/longpoll.js';
 import type { ParkingLot } from '../transports/parking.js';
 import { addressOf, requireUser, userOf } from './auth.js';
 import { sendJson } from './errors.js';
+import { searchRouter } from './routes-search.js';
 
 /** What the API routes need. */
 export interface ApiDeps {
@@ -150,6 +151,8 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     if (res.writableEnded || res.destroyed) return;
     sendJson(res, 200, batch);
   };
+  router.use(searchRouter(core, auth));
+
   router.get('/events', auth, events);
   router.post('/events', auth, events);
 
