@@ -34,7 +34,7 @@ async function startServer(): Promise<{ url: string; close(): Promise<void> }> {
 }
 
 describe('browser client: budget and old-browser syntax', () => {
-  it("keeps the page's own script and styles under 100 KB", () => {
+  it("keeps the page's own script and styles under 150 KB", () => {
     const files = readdirSync(PUBLIC).filter((f) => /\.(js|css)$/.test(f));
     const total = files.reduce((n, f) => n + statSync(path.join(PUBLIC, f)).size, 0);
     console.log(`      public/ script and styles: ${(total / 1024).toFixed(1)} KB (${files.join(', ')})`);
