@@ -258,8 +258,11 @@
     var c = S.convs[m.conversation], box = el('div', 'actions'), mine = m.from === S.me,
       manager = c && c.kind === 'group' && (c.owner === S.me || indexOf(c.admins || [], S.me) !== -1);
     function add(act, label) {
-      var b = el('button', 'act', label);
+      // The label comes from CSS (::before): a copy of the text says who wrote what, not "Reply React".
+      var b = el('button', 'act');
       b.type = 'button';
+      b.setAttribute('aria-label', label);
+      b.setAttribute('data-label', label);
       b.setAttribute('data-act', act);
       box.appendChild(b);
     }
@@ -277,9 +280,15 @@
     t = thread(m.conversation);
     stored = t.byId[m.id];
     if (stored) {
-      // Fields a tombstone or an edit drops must go, not linger from the old copy.
-      delete stored.reactions; delete stored.edited_at; delete stored.attachment;
-      for (k in m) { if (Object.prototype.hasOwnProperty.call(m, k) && k !== 'status' && k !== 'client_id') { stored[k] = m[k]; } }
+      // Fields a tombstone or an edit drops must go, not linger from the old copy. A `purged`
+      // view (RETENTION=until-delivered) lacks the original text and file: keep ours of them.
+      delete stored.reactions; delete stored.edited_at;
+      if (!m.purged || m.deleted) { delete stored.attachment; }
+      for (k in m) {
+        if (!Object.prototype.hasOwnProperty.call(m, k) || k === 'status' || k === 'client_id') { continue; }
+        if (m.purged && !m.deleted && !m.edited_at && (k === 'text' || k === 'attachment')) { continue; }
+        stored[k] = m[k];
+      }
       if (stored.deleted) { stored.text = ''; }
       rebuildMessage(stored);
     }
