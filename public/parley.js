@@ -814,9 +814,10 @@
     if (!this._tabListening) {
       this._tabListening = true;
       root.addEventListener('storage', function (e) { self._tabStorage(e); }, false);
-      // The leader hands over at once when its tab goes (else the lock goes stale in seconds).
-      root.addEventListener('pagehide', function () { self._tabsStop(); }, false);
-      root.addEventListener('beforeunload', function () { self._tabsStop(); }, false);
+      // The leader hands over at once when its tab goes (else the lock goes stale in seconds);
+      // a page restored from the back-forward cache joins the tabs again.
+      root.addEventListener('onpagehide' in root ? 'pagehide' : 'unload', function () { self._tabsStop(); }, false);
+      root.addEventListener('pageshow', function (e) { if (e && e.persisted && self._running && !self._tabTimer) { self._tabsStart(); } }, false);
     }
     if (typeof root.BroadcastChannel === 'function') {
       try {

@@ -94,9 +94,11 @@ describe('browser client: tabs, title, notifications, search', function () {
     const third = await tab(context);
     await ready(third.page);
     expect(third.polls()).to.equal(0);
+    const closedAt = Date.now();
     await first.page.close();
     await bob.say('sent as the leader left');
     await second.chat.chatsList().getByText('sent as the leader left').waitFor({ timeout: SOON });
+    console.log(`      leader tab closed → message sent meanwhile shown by the next tab: ${Date.now() - closedAt} ms`);
     await third.chat.chatsList().getByText('sent as the leader left').waitFor({ timeout: SOON });
     const leaders = [await second.page.evaluate('window.parleyApp.client.leader'), await third.page.evaluate('window.parleyApp.client.leader')];
     expect(leaders.filter(Boolean), 'exactly one new leader').to.have.length(1);
