@@ -115,6 +115,28 @@ describe('browser client: tabs, title, notifications, search', function () {
     expect(await follower.chat.messages().filter({ hasText: 'sent as the leader left' }).count()).to.equal(1);
   });
 
+  it('a leader tab that vanishes without handing over (a crash) is replaced once its lock goes stale', async () => {
+    const context = await newContext();
+    const first = await tab(context);
+    const name = unique('alice');
+    await first.chat.account('Register', name);
+    await ready(first.page);
+    const bob = await stranger(name);
+    const second = await tab(context);
+    await ready(second.page);
+    expect(await first.page.evaluate('window.parleyApp.client.leader')).to.equal(true);
+    // As a crash would: the tab goes without removing its lock or saying bye
+    await first.page.evaluate('window.parleyApp.client._tabsStop = function () {}');
+    const closedAt = Date.now();
+    await first.page.close();
+    await bob.say('after the crash');
+    await second.chat.chatsList().getByText('after the crash').waitFor({ timeout: SOON });
+    const took = Date.now() - closedAt;
+    console.log(`      leader tab crashed → message shown by the other tab: ${took} ms`);
+    expect(await second.page.evaluate('window.parleyApp.client.leader')).to.equal(true);
+    expect(second.polls()).to.be.at.least(1);
+  });
+
   /** A page whose Notification is a stand-in that records, with a switch for "this tab is hidden". */
   async function watchedPage() {
     const context = await newContext();
