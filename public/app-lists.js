@@ -270,6 +270,8 @@
     show($('member-form'), false);
     show($('search-form'), false);
     show($('group-panel'), false);
+    show($('invite-url'), false);
+    show($('invite-copy'), false);
     show($('account-view'), false);
     show($('join-view'), false);
     App.resetSearch();
