@@ -20,7 +20,7 @@ const PUBLIC_DIR = projectPath('public');
 function apiCors(origins: string[] | '*'): express.RequestHandler {
   return cors({
     origin: origins,
-    methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+    methods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
     allowedHeaders: ['Authorization', 'Content-Type'],
     maxAge: 86_400, // a day: the allowed methods and headers change only with a release
   });

@@ -168,6 +168,18 @@ export class Archive {
     return found;
   }
 
+  /** An archived message by id: the conversation's chunks newest first (changes to archived messages are rare). */
+  async findById(conversationId: string, id: string): Promise<StoredMessage | null> {
+    let bound = Number.MAX_SAFE_INTEGER;
+    for (;;) {
+      const [chunk] = await this.store.archivesBefore(conversationId, bound, 1);
+      if (!chunk) return null;
+      const hit = (await this.open(chunk)).find((m) => m.id === id);
+      if (hit) return hit;
+      bound = chunk.fromSeq;
+    }
+  }
+
   /** A chunk's messages, oldest first, from the cache or the blob store. */
   private async open(chunk: ArchiveChunk): Promise<StoredMessage[]> {
     const hit = this.cache.get(chunk.blobKey);

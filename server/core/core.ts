@@ -5,6 +5,7 @@ import type { Blobs } from '../blobs/blobs.js';
 import { Accounts } from './accounts.js';
 import { Contacts } from './contacts.js';
 import { Archive } from './archive.js';
+import { MessageChanges } from './changes.js';
 import { Retention } from './retention.js';
 import { FileGrants } from './file-grants.js';
 import { Keyring } from './keys.js';
@@ -33,6 +34,8 @@ export class Core {
   /** Contacts with their presence, where they consented to share it. */
   readonly contacts: Contacts;
   readonly archive: Archive;
+  /** Edits, deletes for everyone, replies and reactions (issue 13). */
+  readonly changes: MessageChanges;
   /** Empties delivered messages when RETENTION=until-delivered; idle otherwise. */
   readonly retention: Retention;
   /** Deletes acknowledged stream entries older than the retention, hourly. */
@@ -77,6 +80,8 @@ export class Core {
     this.untilDelivered = opts.retention === 'until-delivered';
     this.pruning = new EventsPruning(opts.store, opts.eventsRetentionMs ?? 30 * 86_400_000, opts.log.child({ module: 'pruning' }));
     this.messaging = new Messaging(opts.store, this.keys, this.notifier, this.archive, opts.log, opts.onSent);
+    this.changes = new MessageChanges(opts.store, this.keys, this.notifier, this.messaging, opts.blobs, opts.log);
+    this.messaging.changes = this.changes;
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
     this.contacts = new Contacts(opts.store, this.presence);

@@ -31,5 +31,14 @@ export type ConversationEvent = { type: 'conversation'; conversation: Conversati
 /** Someone is typing in a conversation of mine: never stored, only carried by wake-ups. */
 export type TypingEvent = { type: 'typing'; conversation: string; user: string; at: string };
 
+/** A message of one of my conversations was edited, deleted for everyone, or its reactions changed: the message as it is now. */
+export type MessageChangedEvent = {
+  type: 'message_changed';
+  change: 'edited' | 'deleted' | 'reactions';
+  message: MessageView;
+  /** Who made the change (the sender, a group admin who deleted it, the user who reacted). */
+  by?: string;
+};
+
 /** Every event a stream or a wake-up carries. */
-export type StreamEvent = MessageEvent | ReceiptEvent | PresenceEvent | ConversationEvent | TypingEvent;
+export type StreamEvent = MessageEvent | ReceiptEvent | PresenceEvent | ConversationEvent | TypingEvent | MessageChangedEvent;

@@ -116,6 +116,7 @@ export class Streams {
     const byId = new Map(messages.map((m) => [m.id, m]));
     const convIds = entries.filter((e) => e.type === 'conversation' && e.conversationId).map((e) => e.conversationId!);
     const convs = new Map((await this.messaging.views(user, convIds)).map((c) => [c.id, c]));
+    const changed = (await this.messaging.changes?.eventsFor(user, entries)) ?? new Map<number, StreamEvent>();
     const out: StreamEvent[] = [];
     for (const e of entries) {
       switch (e.type) {
@@ -134,6 +135,11 @@ export class Streams {
         case 'conversation': {
           const c = convs.get(e.conversationId!);
           if (c) out.push({ type: 'conversation', conversation: c, change: e.payload?.change as ConversationChange | undefined });
+          break;
+        }
+        case 'message_changed': {
+          const c = changed.get(e.seq);
+          if (c) out.push(c);
           break;
         }
         default:

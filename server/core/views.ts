@@ -15,6 +15,19 @@ export interface MessageView {
   status?: 'sent' | 'delivered' | 'read';
   delivered_to?: string[];
   read_by?: string[];
+  /** The message this one replies to, as it is now (its text cut to 200 characters; "" once deleted). */
+  reply_to?: { id: string; from: string; text: string; deleted?: true };
+  /** When it was last edited. */
+  edited_at?: string;
+  /** Deleted for everyone: a tombstone (text "", no attachment, no reactions). */
+  deleted?: true;
+  /** Who reacted with what: each emoji in first-use order, with the names of who chose it. */
+  reactions?: Array<{ emoji: string; users: string[] }>;
+  /**
+   * RETENTION=until-delivered: the server no longer holds this message's original text and file
+   * (only in change events): keep your own copy of them and apply the rest of the view.
+   */
+  purged?: true;
 }
 
 /** A conversation as the API shows it. */

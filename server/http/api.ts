@@ -7,6 +7,7 @@ import { poll, parseWait } from '../transports/longpoll.js';
 import type { ParkingLot } from '../transports/parking.js';
 import { addressOf, requireUser, userOf } from './auth.js';
 import { sendJson } from './errors.js';
+import { messagesRouter } from './routes-messages.js';
 import { searchRouter } from './routes-search.js';
 
 /** What the API routes need. */
@@ -125,6 +126,7 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     const { message, created } = await core.messaging.send(userOf(res), req.params['id'], {
       text: field(req, 'text'),
       clientId: field(req, 'client_id'),
+      replyTo: field(req, 'reply_to'),
     });
     sendJson(res, created ? 201 : 200, { message });
   });
@@ -138,6 +140,8 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     await core.messaging.typing(userOf(res), req.params['id']);
     res.status(204).end();
   });
+
+  router.use(messagesRouter(core, auth));
 
   const events = async (req: Request, res: Response) => {
     const me = userOf(res);

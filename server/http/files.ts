@@ -156,6 +156,7 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
       const { message, created } = await core.messaging.send(me, conv.id, {
         text: body['text'],
         clientId: body['client_id'],
+        replyTo: body['reply_to'],
         attachment: { ...attachmentView(record) },
       });
       if (!created) {

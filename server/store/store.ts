@@ -5,6 +5,7 @@ import { Contacts } from './contacts.js';
 import { Conversations } from './conversations.js';
 import { Membership } from './membership.js';
 import { Messages } from './messages.js';
+import { MessageChanges } from './message-changes.js';
 import { RetentionStore } from './retention-store.js';
 import { Streams, type CarriedEntries, type SenderEchoes, type StreamAppends, type StreamHeads } from './streams.js';
 
@@ -38,6 +39,8 @@ export type {
 export type { CarriedEntries, SenderEchoes, StreamAppends, StreamHeads } from './streams.js';
 export type { MembershipChange } from './membership.js';
 export type { SendResult } from './messages.js';
+export type { ChangeRecipients, EditRow, MessageChangeRow, ReactionRows } from './message-changes.js';
+export { changeKey, MAX_REACTIONS_PER_USER } from './message-changes.js';
 export { directKey, directKeySql, HAS_CONTENT, hasContent } from './sql-rules.js';
 
 /** Old name of StreamHeads, kept while other branches use it. */
@@ -50,10 +53,10 @@ export type Singles = CarriedEntries;
 export type Appended = StreamAppends;
 
 /** The aggregates whose methods make up the Store, each a class of its own over the same database. */
-const AGGREGATES = [Accounts, Conversations, Membership, Contacts, Messages, Streams, ArchiveStore, RetentionStore] as const;
+const AGGREGATES = [Accounts, Conversations, Membership, Contacts, Messages, Streams, ArchiveStore, RetentionStore, MessageChanges] as const;
 
 /** Parley's data access: every aggregate's methods on one object, so callers need not know the split. */
-export interface Store extends Accounts, Conversations, Membership, Contacts, Messages, Streams, ArchiveStore, RetentionStore {}
+export interface Store extends Accounts, Conversations, Membership, Contacts, Messages, Streams, ArchiveStore, RetentionStore, MessageChanges {}
 
 /** Parley's data access. */
 export class Store {

@@ -15,6 +15,7 @@ import {
   CONTACT_RESOURCE, decodePlain, NS, parseStanza, renderEvent, rosterItem, stanzaError, type Command, type Target,
 } from './stanzas.js';
 import { el, serialize, type XmlElement } from './xml.js';
+import { CORRECTION_FEATURES, resolveRef, runChange } from './corrections.js';
 
 /**
  * Failed SASL attempts per session before the stream ends (RFC 6120 §6.4.5: allow a
@@ -69,7 +70,7 @@ export class Xmpp {
   async render(s: SessionState, me: Principal, events: readonly StreamEvent[], now: number): Promise<string[]> {
     const unknown = new Set<string>();
     for (const ev of events) {
-      const conv = ev.type === 'message' ? ev.message.conversation : ev.type === 'receipt' || ev.type === 'typing' ? ev.conversation : undefined;
+      const conv = ev.type === 'message' || ev.type === 'message_changed' ? ev.message.conversation : ev.type === 'receipt' || ev.type === 'typing' ? ev.conversation : undefined;
       if (typeof conv === 'string' && !this.kinds.has(conv)) unknown.add(conv);
       if (ev.type === 'conversation') this.cacheKind(ev.conversation.id, ev.conversation.kind);
     }
@@ -113,7 +114,7 @@ export class Xmpp {
         return result(
           cmd.id,
           el('query', { xmlns: NS.discoInfo }, el('identity', { category: 'server', type: 'im', name: 'Parley' }),
-            ...[NS.discoInfo, NS.ping, NS.receipts, NS.markers, NS.chatstates].map((v) => el('feature', { var: v }))),
+            ...[NS.discoInfo, NS.ping, NS.receipts, NS.markers, NS.chatstates, ...CORRECTION_FEATURES].map((v) => el('feature', { var: v }))),
         );
       case 'roster': {
         const contacts = await core.contacts.of(me!);
@@ -121,12 +122,17 @@ export class Xmpp {
       }
       case 'send': {
         const conversation = await this.conversationOf(me!, cmd.to);
-        const { message } = await core.messaging.send(me!, conversation, { text: cmd.text, clientId: cmd.id });
+        const replyTo = cmd.replyTo === undefined ? undefined : await resolveRef(core, me!, conversation, cmd.replyTo);
+        const { message } = await core.messaging.send(me!, conversation, { text: cmd.text, clientId: cmd.id, replyTo });
         if (cmd.id && (cmd.receipt || cmd.markable)) {
           track(s, { conversation, seq: message.seq, id: cmd.id, receipt: cmd.receipt, markable: cmd.markable });
         }
         return;
       }
+      case 'correct':
+      case 'retract':
+      case 'react':
+        return runChange(core, me!, cmd, await this.conversationOf(me!, cmd.to));
       case 'typing':
         return core.messaging.typing(me!, await this.conversationOf(me!, cmd.to));
       case 'displayed': {
