@@ -6,6 +6,19 @@ import type { Store } from '../store/store.js';
 import { errors } from './errors.js';
 import { DEFAULT_COST, dummyHash, hashPassword, needsRehash, verifyPassword } from './passwords.js';
 
+/** What a new token records about the device that asked for it. */
+export interface DeviceInfo {
+  /** The device's name (given at login, or from the User-Agent); at most MAX_DEVICE_NAME characters. */
+  name: string;
+  /** The client's address as seen through TRUST_PROXY. */
+  address: string | null;
+}
+
+/** Check a password's length rules (8-256); 400 bad_password otherwise. */
+export function checkNewPassword(raw: unknown): string {
+  return checkPassword(raw);
+}
+
 /** An authenticated user. */
 export interface Principal {
   id: number;
@@ -25,6 +38,13 @@ const TOKEN_REFRESH_MS = 3_600_000;
 /** 30 days (TOKEN_TTL_DAYS): a device unused for a month logs in again. */
 export const DEFAULT_TOKEN_TTL_MS = 30 * 86_400_000;
 const TOKEN_CACHE_LIMIT = 50_000;
+/**
+ * A device's last_used_at and address are written at most once a minute per token (a device list
+ * shows "active now" or "2 hours ago", not seconds): one write a minute, not one per request.
+ */
+export const DEVICE_USE_WRITE_MS = 60_000;
+/** Longest device name. */
+export const MAX_DEVICE_NAME = 64;
 /** The bus channel on which logouts are announced to every node. */
 export const REVOKE_CHANNEL = 'tokens:revoked';
 
@@ -55,6 +75,8 @@ export class Accounts {
   private readonly hashes = new LRUCache<string, string>({ max: TOKEN_CACHE_LIMIT });
   private readonly onRevoke = (hashHex: string) => void this.cache.delete(hashHex);
   private offResume: (() => void) | null = null;
+  /** Token hash (hex) → when its use was last written (DEVICE_USE_WRITE_MS). */
+  private readonly usedAt = new LRUCache<string, number>({ max: TOKEN_CACHE_LIMIT });
   private readonly credentials: Credentials;
   private readonly cost: number;
   private readonly tokenTtlMs: number;
@@ -89,13 +111,13 @@ export class Accounts {
   }
 
   /** Register a new user and give it a first token (device). */
-  async register(rawName: unknown, rawPassword: unknown): Promise<{ user: Principal; token: string }> {
+  async register(rawName: unknown, rawPassword: unknown, device?: DeviceInfo): Promise<{ user: Principal; token: string }> {
     const name = normaliseName(rawName);
     const password = checkPassword(rawPassword);
     const row = await this.store.createUser(name, await hashPassword(password, this.cost));
     if (!row) throw errors.conflict('that name is taken', 'name_taken');
     const user = { id: Number(row.id), name: row.name };
-    return { user, token: await this.issue(user) };
+    return { user, token: await this.issue(user, device) };
   }
 
   /**
@@ -120,10 +142,13 @@ export class Accounts {
   }
 
   /** The user a token belongs to, or null. */
-  async authenticate(token: string): Promise<Principal | null> {
+  async authenticate(token: string, address?: string): Promise<Principal | null> {
     const known = this.hashes.get(token);
     const cached = known === undefined ? undefined : this.cache.get(known);
-    if (cached && cached.until > this.now()) return cached.principal;
+    if (cached && cached.until > this.now()) {
+      await this.used(known!, address);
+      return cached.principal;
+    }
     if (!/^[A-Za-z0-9_-]{20,100}$/.test(token)) return null;
     const hash = tokenHash(token);
     const key = hash.toString('hex');
@@ -133,7 +158,41 @@ export class Accounts {
     const principal = { id: Number(user.id), name: user.name, device: key.slice(0, 16) };
     this.cache.set(key, { principal, until: this.now() + TOKEN_CACHE_MS });
     this.hashes.set(token, key);
+    await this.used(key, address);
     return principal;
+  }
+
+  /** Record a device's use (last_used_at, address), at most once a minute per token per node. */
+  private async used(hashHex: string, address: string | undefined): Promise<void> {
+    const t = this.now();
+    const last = this.usedAt.get(hashHex);
+    if (last !== undefined && t - last < DEVICE_USE_WRITE_MS) return;
+    this.usedAt.set(hashHex, t);
+    try {
+      await this.store.deviceUsed(Buffer.from(hashHex, 'hex'), address ?? null);
+    } catch {
+      // Only the device list's "last used" is coarser: the request itself goes on
+      this.usedAt.delete(hashHex);
+    }
+  }
+
+  /** Revoke tokens by hash on every node (their next request, wherever it lands, answers 401). */
+  async revokeHashes(hashes: readonly Buffer[]): Promise<void> {
+    for (const hash of hashes) {
+      const hex = hash.toString('hex');
+      this.cache.delete(hex);
+      await this.bus.publish(REVOKE_CHANNEL, hex);
+    }
+  }
+
+  /** The hash of a token, as devices are told apart (Principal.device is a prefix of its hex). */
+  hashOf(token: string): Buffer {
+    return tokenHash(token);
+  }
+
+  /** A password hashed at today's parameters. */
+  hash(password: string): Promise<string> {
+    return hashPassword(password, this.cost);
   }
 
   /** Revoke a token on every node. */
@@ -145,9 +204,9 @@ export class Accounts {
   }
 
   /** A new device token for a user whose password was checked. */
-  async issue(user: Principal): Promise<string> {
+  async issue(user: Principal, device?: DeviceInfo): Promise<string> {
     const token = randomBytes(32).toString('base64url');
-    await this.store.createToken(tokenHash(token), user.id);
+    await this.store.createDevice(tokenHash(token), user.id, device?.name ?? '', device?.address ?? null);
     return token;
   }
 }

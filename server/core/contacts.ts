@@ -6,6 +6,8 @@ import type { Presence } from './presence.js';
 export interface ContactView {
   id: number;
   name: string;
+  /** What they call themselves ('' when unset). */
+  display_name: string;
   /** Online now; false when they do not share their presence with me. */
   online: boolean;
   /** When they were last online; null when never, or when they do not share it with me. */
@@ -37,6 +39,7 @@ export class Contacts {
       return {
         id: r.id,
         name: r.name,
+        display_name: r.displayName,
         online: p?.online ?? false,
         last_seen: p?.last_seen ?? null,
         conversation: r.conversation,

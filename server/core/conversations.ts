@@ -96,8 +96,9 @@ export class Conversations {
     const name = normaliseName(rawName);
     if (name === me.name) throw errors.badRequest('a direct conversation needs another user', 'self_conversation');
     const other = await this.store.userByName(name);
-    if (!other) throw errors.notFound('user');
+    if (!other || other.deleted) throw errors.notFound('user');
     const otherId = Number(other.id);
+    if (await this.store.blockedByAny(me.id, [otherId])) throw errors.blocked();
     const existing = await this.store.directConversation(me.id, otherId);
     if (existing) {
       this.remember(existing);
@@ -127,7 +128,8 @@ export class Conversations {
     if (names.length + 1 > MAX_MEMBERS) throw errors.badRequest(`a group has at most ${MAX_MEMBERS} members`, 'bad_members');
     const users = await this.store.usersByNames(names);
     // Not which ones: one request must not probe hundreds of names at once
-    if (users.length !== names.length) throw errors.notFound('one or more members');
+    if (users.length !== names.length || users.some((u) => u.deleted)) throw errors.notFound('one or more members');
+    if (await this.store.blockedByAny(me.id, users.map((u) => Number(u.id)))) throw errors.blocked('a member you named has blocked you');
     const id = newId('g');
     const { wrapped } = this.keys.create(id);
     await this.opens.submit({ id, kind: 'group', title, wrappedKey: wrapped, ownerId: me.id, memberIds: [me.id, ...users.map((u) => Number(u.id))], history });
@@ -142,7 +144,8 @@ export class Conversations {
   async addMember(me: Principal, conversationId: unknown, rawName: unknown): Promise<void> {
     const conv = await this.requireRole(conversationId, me, ['owner', 'admin'], 'add members');
     const user = await this.store.userByName(normaliseName(rawName));
-    if (!user) throw errors.notFound('user');
+    if (!user || user.deleted) throw errors.notFound('user');
+    if (await this.store.blockedByAny(me.id, [Number(user.id)])) throw errors.blocked();
     const count = (await this.store.members([conv.id])).length;
     if (count >= MAX_MEMBERS) throw errors.conflict(`a group has at most ${MAX_MEMBERS} members`, 'group_full');
     const { heads } = await this.store.changeMembers(conv.id, { add: Number(user.id) });
@@ -222,7 +225,7 @@ export class Conversations {
    */
   async views(me: Principal, ids: readonly string[]): Promise<ConversationView[]> {
     const unique = [...new Set(ids)];
-    const members = await this.store.members(unique);
+    const [members, muted] = await Promise.all([this.store.members(unique), this.store.mutedConversations(me.id, unique)]);
     const out: ConversationView[] = [];
     for (const id of unique) {
       const conv = await this.store.conversation(id);
@@ -234,6 +237,7 @@ export class Conversations {
       }
       const view: ConversationView = { id, kind: conv.kind, title: conv.title, members: mine.map((m) => m.name) };
       if (conv.kind === 'group') Object.assign(view, rolesOf(mine), { history: conv.history });
+      if (muted.has(id)) view.muted = true;
       out.push(view);
     }
     return out;

@@ -3,6 +3,7 @@ import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import type { Blobs } from '../blobs/blobs.js';
 import { Accounts } from './accounts.js';
+import { AccountSettings } from './account-settings.js';
 import { Contacts } from './contacts.js';
 import { Archive } from './archive.js';
 import { MessageChanges } from './changes.js';
@@ -36,6 +37,8 @@ export class Core {
   readonly archive: Archive;
   /** Edits, deletes for everyone, replies and reactions (issue 13). */
   readonly changes: MessageChanges;
+  /** Display name, password, devices, deletion, blocks and mutes (issue 13 B). */
+  readonly settings: AccountSettings;
   /** Empties delivered messages when RETENTION=until-delivered; idle otherwise. */
   readonly retention: Retention;
   /** Deletes acknowledged stream entries older than the retention, hourly. */
@@ -85,6 +88,7 @@ export class Core {
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
     this.contacts = new Contacts(opts.store, this.presence);
+    this.settings = new AccountSettings(opts.store, this.accounts, this.logins, this.messaging, this.notifier, this.messaging.deletedSenders);
   }
 
   /** Start background work: logout broadcasts, presence sweeping (holding: users with parked requests here). */

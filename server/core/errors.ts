@@ -20,6 +20,8 @@ export const errors = {
   unauthorized: (message = 'missing or invalid token') => new AppError(401, 'unauthorized', message),
   badCredentials: () => new AppError(401, 'bad_credentials', 'wrong name or password'),
   forbidden: (message = 'not allowed') => new AppError(403, 'forbidden', message),
+  /** The other user blocks me: no direct conversation, no adding them to groups. */
+  blocked: (message = 'this user has blocked you') => new AppError(403, 'blocked', message),
   notFound: (what = 'resource') => new AppError(404, 'not_found', `${what} not found`),
   conflict: (message: string, code = 'conflict') => new AppError(409, code, message),
   tooLarge: (message = 'request body too large') => new AppError(413, 'too_large', message),

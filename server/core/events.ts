@@ -23,10 +23,22 @@ export type ReceiptEvent = {
 export type PresenceEvent = { type: 'presence'; user: string; online: boolean; last_seen: string };
 
 /** What happened to a conversation of mine (absent in entries written before changes were named). */
-export type ConversationChange = 'created' | 'accepted' | 'member_added' | 'member_removed' | 'role_changed' | 'settings_changed';
+export type ConversationChange =
+  | 'created'
+  | 'accepted'
+  | 'member_added'
+  | 'member_removed'
+  | 'role_changed'
+  | 'settings_changed'
+  /** To my own devices only: I muted or unmuted it. */
+  | 'muted'
+  | 'unmuted';
 
 /** A conversation was created, accepted or changed. */
 export type ConversationEvent = { type: 'conversation'; conversation: ConversationView; change?: ConversationChange };
+
+/** A user I share a conversation with (or I) changed their display name. */
+export type ProfileEvent = { type: 'profile'; user: string; display_name: string };
 
 /** Someone is typing in a conversation of mine: never stored, only carried by wake-ups. */
 export type TypingEvent = { type: 'typing'; conversation: string; user: string; at: string };
@@ -41,4 +53,4 @@ export type MessageChangedEvent = {
 };
 
 /** Every event a stream or a wake-up carries. */
-export type StreamEvent = MessageEvent | ReceiptEvent | PresenceEvent | ConversationEvent | TypingEvent | MessageChangedEvent;
+export type StreamEvent = MessageEvent | ReceiptEvent | PresenceEvent | ConversationEvent | TypingEvent | MessageChangedEvent | ProfileEvent;

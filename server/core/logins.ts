@@ -1,4 +1,4 @@
-import type { Accounts, Principal } from './accounts.js';
+import type { Accounts, DeviceInfo, Principal } from './accounts.js';
 import { errors } from './errors.js';
 import type { Limits } from './limits.js';
 
@@ -23,8 +23,8 @@ export class Logins {
   }
 
   /** Log in and get a new device token. */
-  async login(rawName: unknown, rawPassword: unknown, address: string): Promise<{ user: Principal; token: string }> {
+  async login(rawName: unknown, rawPassword: unknown, address: string, device?: DeviceInfo): Promise<{ user: Principal; token: string }> {
     const user = await this.verify(rawName, rawPassword, address);
-    return { user, token: await this.accounts.issue(user) };
+    return { user, token: await this.accounts.issue(user, device) };
   }
 }

@@ -9,6 +9,7 @@ import { GroupCommit } from './group-commit.js';
 import type { Keyring } from './keys.js';
 import type { Notifier } from './notifier.js';
 import { receiptEvents } from './receipts.js';
+import { DeletedSenders, deletedSenderView } from './account-settings.js';
 import { rolesOf, viewOf, type ConversationView, type MessageView } from './views.js';
 
 export { MAX_MEMBERS, newId, type MemberConversation } from './conversations.js';
@@ -43,6 +44,8 @@ export class Messaging extends Conversations {
   private readonly replies = new Map<string, NonNullable<MessageView['reply_to']>>();
   /** Edits, deletes, replies and reactions, laid over every rendered message (set by Core). */
   changes: MessageChanges | undefined;
+  /** Senders whose account was deleted: their messages render from "[deleted]" (or as tombstones). */
+  readonly deletedSenders: DeletedSenders;
 
   constructor(
     store: Store,
@@ -54,6 +57,7 @@ export class Messaging extends Conversations {
     private readonly onSent: (n: number) => void = () => undefined,
   ) {
     super(store, keys, notifier, log.child({ module: 'messaging' }));
+    this.deletedSenders = new DeletedSenders(store);
     this.sends = new GroupCommit(async (items) => {
       const { outcomes, heads, echoes, singles } = await this.store.sendBatch(items);
       this.notifier.wake(heads, echoes, this.carried(outcomes, singles));
@@ -121,6 +125,8 @@ export class Messaging extends Conversations {
       }
       clientId = input.clientId;
     }
+    // Whoever blocks me takes no more messages from me in our direct conversation
+    if (conv.kind === 'direct' && (await this.store.blockedIn(conv.id, me.id))) throw errors.blocked();
     const id = newId('m');
     const hasReply = input.replyTo !== undefined && input.replyTo !== null && input.replyTo !== '';
     if (hasReply && !this.changes) throw errors.badRequest('replies are not available', 'bad_reply_to');
@@ -192,7 +198,10 @@ export class Messaging extends Conversations {
    * My conversations as the API lists them, most recently active first, a page at a time: at most
    * `limit` (default and most: 500), after the `before` cursor a previous page gave as `next`.
    */
-  async list(me: Principal, page: { limit?: unknown; before?: unknown } = {}): Promise<{ conversations: ConversationView[]; next: string | null }> {
+  async list(
+    me: Principal,
+    page: { limit?: unknown; before?: unknown } = {},
+  ): Promise<{ conversations: ConversationView[]; next: string | null; unreadTotal: number }> {
     const limit = page.limit === undefined || page.limit === '' ? LIST_MAX : Number(page.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > LIST_MAX) throw errors.badRequest(`limit must be 1-${LIST_MAX}`, 'bad_limit');
     let after: { at: number; id: string } | null = null;
@@ -202,7 +211,9 @@ export class Messaging extends Conversations {
       after = { at: Number(m[1]), id: m[2]! };
     }
     // One order for every page: by last message, newest first (those without one last), then by id
-    const rows = (await this.store.conversationsOf(me.id))
+    const [all, muted] = await Promise.all([this.store.conversationsOf(me.id), this.store.mutedConversations(me.id, null)]);
+    const unreadTotal = all.reduce((sum, r) => sum + (muted.has(r.id) ? 0 : r.unread), 0);
+    const rows = all
       .map((r) => ({ ...r, at: r.lastMessage?.sentAt.getTime() ?? 0 }))
       .sort((a, b) => b.at - a.at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
       .filter((r) => !after || r.at < after.at || (r.at === after.at && r.id > after.id));
@@ -217,10 +228,11 @@ export class Messaging extends Conversations {
       ...(r.kind === 'group' ? { ...rolesOf(r.roster), history: r.history } : {}),
       accepted: r.accepted,
       unread: r.unread,
+      ...(muted.has(r.id) ? { muted: true as const } : {}),
       last_message: rendered.get(r.id) ?? null,
     }));
     const last = shown[shown.length - 1];
-    return { conversations, next: rows.length > limit && last ? `${last.at}.${last.id}` : null };
+    return { conversations, next: rows.length > limit && last ? `${last.at}.${last.id}` : null, unreadTotal };
   }
 
   /**
@@ -238,6 +250,7 @@ export class Messaging extends Conversations {
       list.push(p);
       byConv.set(p.conversationId, list);
     }
+    const deleted = await this.deletedSenders.of(messages.filter((m) => m.senderId !== me.id).map((m) => m.senderId));
     const out: MessageView[] = [];
     for (const m of messages) {
       const conv = await this.metaOf(m.conversationId);
@@ -251,8 +264,17 @@ export class Messaging extends Conversations {
         this.log.error({ err, message: m.id }, 'message failed to open: wrong key or tampered row');
         text = '';
       }
-      out.push(viewOf(m, text, me.id, conv.kind, byConv.get(m.conversationId) ?? []));
+      const view = viewOf(m, text, me.id, conv.kind, byConv.get(m.conversationId) ?? []);
+      const gone = deleted.get(m.senderId);
+      out.push(gone ? deletedSenderView(view, gone) : view);
     }
     // A message just sent has no edits, reactions or deletion yet: send adds its reply itself
     return this.changes && !fresh ? this.changes.apply(me, messages, out) : out;
+  }
+
+  /** The sealed empty text of a message (account deletion, `remove`): a tombstone that still counts as content. */
+  async sealEmpty(conversationId: string, messageId: string): Promise<Buffer> {
+    const conv = await this.metaOf(conversationId);
+    if (!conv) throw errors.notFound('conversation');
+    return this.keys.sealText(this.keyOf(conv), conversationId, messageId, '');
   }}

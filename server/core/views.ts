@@ -43,6 +43,8 @@ export interface ConversationView {
   /** In my list: whether I consented to it (false: a request someone made of me). */
   accepted?: boolean;
   unread?: number;
+  /** I muted it: it does not count in my unread_total. Absent when not muted. */
+  muted?: true;
   last_message?: MessageView | null;
 }
 

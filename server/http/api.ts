@@ -7,6 +7,7 @@ import { poll, parseWait } from '../transports/longpoll.js';
 import type { ParkingLot } from '../transports/parking.js';
 import { addressOf, requireUser, userOf } from './auth.js';
 import { sendJson } from './errors.js';
+import { accountRouter, deviceOf } from './routes-account.js';
 import { messagesRouter } from './routes-messages.js';
 import { searchRouter } from './routes-search.js';
 
@@ -34,17 +35,18 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   const { core, store, lot } = deps;
   const router = Router();
   const auth = requireUser(core);
+  router.use(accountRouter(core, auth));
 
   router.post('/register', async (req, res) => {
     await core.limits.register(addressOf(req));
     const b = body(req);
-    const { user, token } = await core.accounts.register(b['name'], b['password']);
+    const { user, token } = await core.accounts.register(b['name'], b['password'], deviceOf(req));
     sendJson(res, 201, { user: { name: user.name }, token });
   });
 
   router.post('/login', async (req, res) => {
     const b = body(req);
-    const { user, token } = await core.logins.login(b['name'], b['password'], addressOf(req));
+    const { user, token } = await core.logins.login(b['name'], b['password'], addressOf(req), deviceOf(req));
     sendJson(res, 200, { user: { name: user.name }, token });
   });
 
@@ -52,8 +54,6 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     await core.accounts.logout(res.locals['token'] as string);
     res.status(204).end();
   });
-
-  router.get('/me', auth, (_req, res) => sendJson(res, 200, { user: { name: userOf(res).name } }));
 
   router.post('/heartbeat', auth, (_req, res) => void res.status(204).end());
 
@@ -63,8 +63,8 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   });
 
   router.get('/conversations', auth, async (req, res) => {
-    const { conversations, next } = await core.messaging.list(userOf(res), { limit: req.query['limit'], before: req.query['before'] });
-    sendJson(res, 200, next ? { conversations, next } : { conversations });
+    const { conversations, next, unreadTotal } = await core.messaging.list(userOf(res), { limit: req.query['limit'], before: req.query['before'] });
+    sendJson(res, 200, next ? { conversations, next, unread_total: unreadTotal } : { conversations, unread_total: unreadTotal });
   });
 
   router.post('/conversations', auth, async (req, res) => {
@@ -153,6 +153,8 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     });
     const batch = await poll(core.streams, lot, me, field(req, 'since'), wait, aborted.signal);
     if (res.writableEnded || res.destroyed) return;
+    // A device signed out while its poll waited (logout, password change, revoked) gets no events
+    if (!(await core.accounts.authenticate(res.locals['token'] as string))) throw errors.unauthorized();
     sendJson(res, 200, batch);
   };
   router.use(searchRouter(core, auth));

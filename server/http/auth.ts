@@ -31,7 +31,7 @@ export function requireUser(core: Core): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const token = tokenOf(req);
     if (!token) throw errors.unauthorized();
-    const user = await core.accounts.authenticate(token);
+    const user = await core.accounts.authenticate(token, addressOf(req));
     if (!user) throw errors.unauthorized();
     core.limits.request(user.id);
     res.locals['user'] = user;

@@ -1,7 +1,7 @@
 import { isUniqueViolation, type Database } from './db.js';
 import type { UserRow } from './rows.js';
 
-const USER_COLUMNS = 'id, name, pass_hash, last_seen';
+const USER_COLUMNS = 'id, name, pass_hash, last_seen, deleted_at IS NOT NULL AS deleted';
 
 /** Users, their tokens and when they were last seen. */
 export class Accounts {

@@ -8,10 +8,20 @@ export class Contacts {
 
   /** Everyone who shares a conversation with the user, with the direct conversation if any. */
   async contacts(userId: number): Promise<ContactRow[]> {
-    const rows = await this.db.query<{ id: number; name: string; last_seen: Date | null; conversation: string | null; shared: boolean; request: boolean }>(
-      `SELECT u.id, u.name, u.last_seen, d.id AS conversation,
+    const rows = await this.db.query<{
+      id: number;
+      name: string;
+      display_name: string;
+      last_seen: Date | null;
+      conversation: string | null;
+      shared: boolean;
+      request: boolean;
+    }>(
+      // Someone who blocks me shares nothing with me (no presence, no last seen), consent or not
+      `SELECT u.id, u.name, u.display_name, u.last_seen, d.id AS conversation,
          EXISTS (SELECT 1 FROM members a JOIN members b ON b.conversation_id = a.conversation_id AND b.user_id = $1
-                 WHERE a.user_id = u.id AND a.accepted) AS shared,
+                 WHERE a.user_id = u.id AND a.accepted)
+           AND NOT EXISTS (SELECT 1 FROM blocks k WHERE k.blocker = u.id AND k.blocked = $1) AS shared,
          coalesce((SELECT NOT me.accepted FROM members me WHERE me.conversation_id = d.id AND me.user_id = $1), false) AS request
        FROM users u
        LEFT JOIN conversations d ON d.direct_key = ${directKeySql('u.id', '$1::bigint')}
@@ -23,6 +33,7 @@ export class Contacts {
     return rows.map((r) => ({
       id: Number(r.id),
       name: r.name,
+      displayName: r.display_name,
       lastSeen: r.last_seen,
       conversation: r.conversation,
       shared: Boolean(r.shared),
@@ -32,7 +43,7 @@ export class Contacts {
 
   /**
    * Ids of the users each of these users shares their presence with: the other members of the
-   * conversations they accepted (consent).
+   * conversations they accepted (consent), but not those they block.
    */
   async contactIds(userIds: readonly number[]): Promise<Map<number, number[]>> {
     const out = new Map<number, number[]>();
@@ -40,7 +51,8 @@ export class Contacts {
     const rows = await this.db.query<{ user_id: number; contact: number }>(
       `SELECT DISTINCT m1.user_id, m2.user_id AS contact FROM members m1
        JOIN members m2 ON m2.conversation_id = m1.conversation_id AND m2.user_id <> m1.user_id
-       WHERE m1.user_id = ANY($1::bigint[]) AND m1.accepted`,
+       WHERE m1.user_id = ANY($1::bigint[]) AND m1.accepted
+         AND NOT EXISTS (SELECT 1 FROM blocks k WHERE k.blocker = m1.user_id AND k.blocked = m2.user_id)`,
       [userIds],
     );
     for (const r of rows) {

@@ -8,6 +8,8 @@ export interface UserRow {
   name: string;
   pass_hash: string;
   last_seen: Date | null;
+  /** The account was deleted (its name stays reserved). */
+  deleted: boolean;
 }
 
 /** A conversation row. */
@@ -132,6 +134,8 @@ export interface ConversationSummary {
 export interface ContactRow {
   id: number;
   name: string;
+  /** What they call themselves ('' when unset). */
+  displayName: string;
   lastSeen: Date | null;
   conversation: string | null;
   /** The contact accepted a conversation we share: they share their presence and last seen with me. */

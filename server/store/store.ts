@@ -1,5 +1,6 @@
 import type { Database } from './db.js';
 import { Accounts } from './accounts.js';
+import { AccountSettings } from './account-settings.js';
 import { ArchiveStore } from './archive-store.js';
 import { Contacts } from './contacts.js';
 import { Conversations } from './conversations.js';
@@ -38,6 +39,7 @@ export type {
 } from './rows.js';
 export type { CarriedEntries, SenderEchoes, StreamAppends, StreamHeads } from './streams.js';
 export type { MembershipChange } from './membership.js';
+export type { DeviceRow, ProfileRow } from './account-settings.js';
 export type { SendResult } from './messages.js';
 export type { ChangeRecipients, EditRow, MessageChangeRow, ReactionRows } from './message-changes.js';
 export { changeKey, MAX_REACTIONS_PER_USER } from './message-changes.js';
@@ -53,10 +55,10 @@ export type Singles = CarriedEntries;
 export type Appended = StreamAppends;
 
 /** The aggregates whose methods make up the Store, each a class of its own over the same database. */
-const AGGREGATES = [Accounts, Conversations, Membership, Contacts, Messages, Streams, ArchiveStore, RetentionStore, MessageChanges] as const;
+const AGGREGATES = [Accounts, AccountSettings, Conversations, Membership, Contacts, Messages, Streams, ArchiveStore, RetentionStore, MessageChanges] as const;
 
 /** Parley's data access: every aggregate's methods on one object, so callers need not know the split. */
-export interface Store extends Accounts, Conversations, Membership, Contacts, Messages, Streams, ArchiveStore, RetentionStore, MessageChanges {}
+export interface Store extends Accounts, AccountSettings, Conversations, Membership, Contacts, Messages, Streams, ArchiveStore, RetentionStore, MessageChanges {}
 
 /** Parley's data access. */
 export class Store {

@@ -10,6 +10,7 @@ import type { Principal } from '../../core/accounts.js';
 import type { Core } from '../../core/core.js';
 import { AppError } from '../../core/errors.js';
 import type { StreamEvent } from '../../core/events.js';
+import { parseBlocking, runBlocking } from './blocking.js';
 import { deviceOf, track, type SessionState } from './session.js';
 import {
   CONTACT_RESOURCE, decodePlain, NS, parseStanza, renderEvent, rosterItem, stanzaError, type Command, type Target,
@@ -55,7 +56,11 @@ export class Xmpp {
     try {
       // Each stanza spends the user's request budget, as a JSON API request does.
       this.core.limits.request(me!.id);
-      await this.run(s, cmd, me, jid);
+      const blocking = parseBlocking(st, this.domain); // XEP-0191, blocking.ts
+      if (blocking) {
+        const children = await runBlocking(this.core, me!, blocking, this.domain);
+        queue(s, serialize(el('iq', { xmlns: NS.client, type: 'result', id: blocking.id, to: jid, from: this.domain }, ...children)));
+      } else await this.run(s, cmd, me, jid);
     } catch (err) {
       const condition = err instanceof AppError ? appErrorCondition(err) : 'internal-server-error';
       if (!(err instanceof AppError)) this.log.error({ err }, 'stanza failed');
