@@ -7,6 +7,7 @@ import { apiRouter } from './http/api.js';
 import { errorHandler, notFound } from './http/errors.js';
 import { projectPath } from './paths.js';
 import { filesRouter } from './http/files.js';
+import { joinPageRouter } from './http/routes-groups.js';
 import { bodyDeadline } from './http/server.js';
 import { cleanText } from './http/text.js';
 import { boshRouter } from './transports/bosh/router.js';
@@ -110,6 +111,7 @@ export function createApp(deps: Deps): Express {
 
   app.use(boshRouter(deps)); // BOSH (XEP-0124/0206): POST /http-bind and /bosh
 
+  app.use(joinPageRouter()); // /join/<code>: invite links open the web client
   // parley.js is the embeddable client (docs/client.md): pages of other sites load it.
   app.get('/parley.js', (_req, res, next) => {
     res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');

@@ -9,6 +9,7 @@ import { Archive } from './archive.js';
 import { MessageChanges } from './changes.js';
 import { Retention } from './retention.js';
 import { FileGrants } from './file-grants.js';
+import { Invites } from './invites.js';
 import { Keyring } from './keys.js';
 import { Limits, NO_LIMITS, type LimitSettings } from './limits.js';
 import { Logins } from './logins.js';
@@ -30,6 +31,8 @@ export class Core {
   readonly keys: Keyring;
   readonly notifier: Notifier;
   readonly messaging: Messaging;
+  /** Invite links to groups. */
+  readonly invites: Invites;
   readonly streams: Streams;
   readonly presence: Presence;
   /** Contacts with their presence, where they consented to share it. */
@@ -85,6 +88,7 @@ export class Core {
     this.messaging = new Messaging(opts.store, this.keys, this.notifier, this.archive, opts.log, opts.onSent);
     this.changes = new MessageChanges(opts.store, this.keys, this.notifier, this.messaging, opts.blobs, opts.log);
     this.messaging.changes = this.changes;
+    this.invites = new Invites(opts.store, this.messaging);
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
     this.contacts = new Contacts(opts.store, this.presence);

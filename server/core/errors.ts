@@ -24,6 +24,7 @@ export const errors = {
   blocked: (message = 'this user has blocked you') => new AppError(403, 'blocked', message),
   notFound: (what = 'resource') => new AppError(404, 'not_found', `${what} not found`),
   conflict: (message: string, code = 'conflict') => new AppError(409, code, message),
+  gone: (message: string, code = 'gone') => new AppError(410, code, message),
   tooLarge: (message = 'request body too large') => new AppError(413, 'too_large', message),
   unsupportedType: (message = 'unsupported content type') => new AppError(415, 'unsupported_type', message),
   unprocessable: (message: string, code = 'unprocessable') => new AppError(422, code, message),

@@ -22,13 +22,20 @@ export type ReceiptEvent = {
 /** A contact came online or went offline. */
 export type PresenceEvent = { type: 'presence'; user: string; online: boolean; last_seen: string };
 
-/** What happened to a conversation of mine (absent in entries written before changes were named). */
+/**
+ * What happened to a conversation of mine (absent in entries written before changes were named).
+ * Groups: `member_left` (a member left by themselves), `owner_changed` (transferred, or passed on
+ * when the owner left), `renamed` (its title), `settings_changed` (history, who_can_add).
+ */
 export type ConversationChange =
   | 'created'
   | 'accepted'
   | 'member_added'
   | 'member_removed'
+  | 'member_left'
+  | 'owner_changed'
   | 'role_changed'
+  | 'renamed'
   | 'settings_changed'
   /** To my own devices only: I muted or unmuted it. */
   | 'muted'

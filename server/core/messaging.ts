@@ -225,7 +225,7 @@ export class Messaging extends Conversations {
       kind: r.kind,
       title: r.title,
       members: r.roster.map((m) => m.name),
-      ...(r.kind === 'group' ? { ...rolesOf(r.roster), history: r.history } : {}),
+      ...(r.kind === 'group' ? { ...rolesOf(r.roster), history: r.history, who_can_add: r.whoCanAdd } : {}),
       accepted: r.accepted,
       unread: r.unread,
       ...(muted.has(r.id) ? { muted: true as const } : {}),

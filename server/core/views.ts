@@ -1,4 +1,4 @@
-import type { MemberPosition, Role, StoredMessage } from '../store/store.js';
+import type { MemberPosition, Role, StoredMessage, WhoCanAdd } from '../store/store.js';
 
 /** What the API shows: messages and conversations as one viewer sees them, and how their status is worked out. */
 
@@ -40,6 +40,8 @@ export interface ConversationView {
   owner?: string | null;
   admins?: string[];
   history?: 'joined' | 'all';
+  /** Groups: who may add members and manage invite links (`admins`: the owner and admins; `members`: everyone). */
+  who_can_add?: WhoCanAdd;
   /** In my list: whether I consented to it (false: a request someone made of me). */
   accepted?: boolean;
   unread?: number;

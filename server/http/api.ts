@@ -10,6 +10,7 @@ import { sendJson } from './errors.js';
 import { accountRouter, deviceOf } from './routes-account.js';
 import { messagesRouter } from './routes-messages.js';
 import { searchRouter } from './routes-search.js';
+import { groupsRouter } from './routes-groups.js';
 
 /** What the API routes need. */
 export interface ApiDeps {
@@ -36,6 +37,7 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   const router = Router();
   const auth = requireUser(core);
   router.use(accountRouter(core, auth));
+  router.use(groupsRouter(deps, auth)); // groups: settings, leave, owner, invite links
 
   router.post('/register', async (req, res) => {
     await core.limits.register(addressOf(req));
@@ -101,10 +103,6 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   router.delete('/conversations/:id/admins/:name', auth, async (req, res) => {
     await core.messaging.setAdmin(userOf(res), req.params['id'], req.params['name'], false);
     res.status(204).end();
-  });
-
-  router.post('/conversations/:id/settings', auth, async (req, res) => {
-    sendJson(res, 200, { conversation: await core.messaging.setHistory(userOf(res), req.params['id'], field(req, 'history')) });
   });
 
   router.post('/conversations/:id/members', auth, async (req, res) => {

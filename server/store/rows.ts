@@ -22,7 +22,12 @@ export interface ConversationRow {
   created_at: Date;
   /** What a new member of a group may read: from when they joined, or everything. */
   history: 'joined' | 'all';
+  /** Who may add members to a group (and manage its invite links): its owner and admins, or every member. */
+  who_can_add: WhoCanAdd;
 }
+
+/** Who may add members to a group. */
+export type WhoCanAdd = 'admins' | 'members';
 
 /** A message as stored (body sealed). */
 export interface StoredMessage {
@@ -125,6 +130,7 @@ export interface ConversationSummary {
   /** Every member with their role, by name (byte order). */
   roster: Array<{ name: string; role: Role }>;
   history: 'joined' | 'all';
+  whoCanAdd: WhoCanAdd;
   /** The viewer consented to it (opened it, sent in it, or accepted it). */
   accepted: boolean;
   lastMessage: StoredMessage | null;

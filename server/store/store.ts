@@ -4,6 +4,7 @@ import { AccountSettings } from './account-settings.js';
 import { ArchiveStore } from './archive-store.js';
 import { Contacts } from './contacts.js';
 import { Conversations } from './conversations.js';
+import { Invites } from './invites.js';
 import { Membership } from './membership.js';
 import { Messages } from './messages.js';
 import { MessageChanges } from './message-changes.js';
@@ -36,7 +37,9 @@ export type {
   StoredMessage,
   StreamEntry,
   UserRow,
+  WhoCanAdd,
 } from './rows.js';
+export type { InviteLookup, InviteRow } from './invites.js';
 export type { CarriedEntries, SenderEchoes, StreamAppends, StreamHeads } from './streams.js';
 export type { MembershipChange } from './membership.js';
 export type { DeviceRow, ProfileRow } from './account-settings.js';
@@ -55,10 +58,10 @@ export type Singles = CarriedEntries;
 export type Appended = StreamAppends;
 
 /** The aggregates whose methods make up the Store, each a class of its own over the same database. */
-const AGGREGATES = [Accounts, AccountSettings, Conversations, Membership, Contacts, Messages, Streams, ArchiveStore, RetentionStore, MessageChanges] as const;
+const AGGREGATES = [Accounts, AccountSettings, Conversations, Membership, Invites, Contacts, Messages, Streams, ArchiveStore, RetentionStore, MessageChanges] as const;
 
 /** Parley's data access: every aggregate's methods on one object, so callers need not know the split. */
-export interface Store extends Accounts, AccountSettings, Conversations, Membership, Contacts, Messages, Streams, ArchiveStore, RetentionStore, MessageChanges {}
+export interface Store extends Accounts, AccountSettings, Conversations, Membership, Invites, Contacts, Messages, Streams, ArchiveStore, RetentionStore, MessageChanges {}
 
 /** Parley's data access. */
 export class Store {
