@@ -109,6 +109,8 @@
     t.byId[p.id] = p;
     deriveStatus(p);
     t.list.sort(compareMessages);
+    // Now it has an id: it gets its actions (reply, edit…) and the server's view of it.
+    if (p._el && !p.file) { rebuildMessage(p); }
   }
 
   function touchConversation(m) {

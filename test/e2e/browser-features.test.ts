@@ -70,10 +70,16 @@ describe('browser client: issue 13 features between two people', function () {
     await alice.page.getByText('Editing your message').waitFor();
     await alice.type('the corrected words');
     await alice.page.getByRole('button', { name: 'Send', exact: true }).click();
-    const edited = bob.message('the corrected words');
+    // the message itself, not the reply that quotes it
+    const corrected = (p: ChatPage) => p.messages().filter({ hasText: 'the corrected words', hasNot: p.page.locator('.quote') });
+    const edited = corrected(bob);
     await edited.waitFor({ timeout: SOON });
     expect(await edited.innerText()).to.contain('edited');
     expect(await bob.messages().filter({ hasText: 'the original words' }).count()).to.equal(0);
+    // bob may not edit or delete alice's message in their direct chat: the page does not offer it
+    expect(await edited.getByRole('button', { name: 'Reply', exact: true }).count()).to.equal(1);
+    expect(await edited.getByRole('button', { name: 'Edit', exact: true }).count()).to.equal(0);
+    expect(await edited.getByRole('button', { name: 'Delete', exact: true }).count()).to.equal(0);
 
     // bob replies: alice sees the quote above his answer
     await edited.getByRole('button', { name: 'Reply', exact: true }).click();
@@ -86,22 +92,24 @@ describe('browser client: issue 13 features between two people', function () {
     // bob reacts: alice sees the count; alice adds hers, then bob takes his back
     await edited.getByRole('button', { name: 'React', exact: true }).click();
     await bob.page.getByRole('button', { name: 'React 👍' }).click();
-    const onAlice = alice.message('the corrected words').locator('.reaction', { hasText: '👍' });
+    const onAlice = corrected(alice).locator('.reaction', { hasText: '👍' });
     await onAlice.filter({ hasText: '👍 1' }).waitFor({ timeout: SOON });
     await onAlice.click();
-    await bob.message('the corrected words').locator('.reaction', { hasText: '👍 2' }).waitFor({ timeout: SOON });
-    expect(await bob.message('the corrected words').locator('.reaction').getAttribute('aria-pressed')).to.equal('true');
-    await bob.message('the corrected words').locator('.reaction').click();
+    await corrected(bob).locator('.reaction', { hasText: '👍 2' }).waitFor({ timeout: SOON });
+    expect(await corrected(bob).locator('.reaction').getAttribute('aria-pressed')).to.equal('true');
+    await corrected(bob).locator('.reaction').click();
     await onAlice.filter({ hasText: '👍 1' }).waitFor({ timeout: SOON });
     expect(await onAlice.getAttribute('aria-pressed')).to.equal('true');
 
     // alice deletes: bob sees the tombstone, and his reply's quote says so too
     alice.page.once('dialog', (d) => void d.accept());
-    await alice.message('the corrected words').getByRole('button', { name: 'Delete', exact: true }).click();
-    await bob.messages().filter({ hasText: /^(?!.*my answer).*message deleted/s }).first().waitFor({ timeout: SOON });
-    expect(await bob.messages().filter({ hasText: 'the corrected words' }).count()).to.equal(0);
+    await corrected(alice).getByRole('button', { name: 'Delete', exact: true }).click();
+    const tombstone = bob.messages().filter({ hasText: 'message deleted', hasNot: bob.page.locator('.quote') });
+    await tombstone.waitFor({ timeout: SOON });
+    expect(await tombstone.getByRole('button').count(), 'a tombstone offers nothing').to.equal(0);
+    expect(await corrected(bob).count()).to.equal(0);
     await bob.message('my answer to that').locator('.quote', { hasText: 'message deleted' }).waitFor({ timeout: SOON });
-    // bob may not edit or delete alice's message, and the page does not offer it
+    // his own answer he may edit and delete
     expect(await bob.message('my answer to that').getByRole('button', { name: 'Edit', exact: true }).count()).to.equal(1);
   });
 
