@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { existsSync } from 'node:fs';
 import { accept, as, register, type TestUser } from '../support/client.js';
 import { useStack } from '../support/stack.js';
 import { Search } from '../../server/core/search.js';
@@ -93,6 +94,18 @@ describe('search within a conversation', function () {
     const carl = await register(url(), 'carl');
     await as(url(), owner).post(`/api/conversations/${conv.id}/members`).send({ name: carl.name }).expect(204);
     expect(texts(await search(carl, conv.id, 'q=news'))).to.deep.equal(['old news']);
+  });
+
+  it('searches the current text: an edit is found by its new words, not its old; a deleted message not at all', async function () {
+    // Edits and deletes are issue 13 A (routes-messages.ts), merged separately
+    if (!existsSync(new URL('../../server/http/routes-messages.ts', import.meta.url))) this.skip();
+    const { alice, bob, conv } = await direct();
+    const m = await send(alice, conv.id, 'a typo in here');
+    await as(url(), alice).post(`/api/conversations/${conv.id}/messages/${m.id}/edit`).send({ text: 'fixed words now' }).expect(200);
+    expect(texts(await search(bob, conv.id, 'q=typo'))).to.deep.equal([]);
+    expect(texts(await search(bob, conv.id, 'q=FIXED'))).to.deep.equal(['fixed words now']);
+    await as(url(), alice).post(`/api/conversations/${conv.id}/messages/${m.id}/delete`).expect(200);
+    expect(texts(await search(bob, conv.id, 'q=fixed'))).to.deep.equal([]);
   });
 
   it('answers 400 bad_q, bad_limit, bad_before for bad input, and 401 without a token', async () => {
