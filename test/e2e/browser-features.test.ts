@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
+import supertest from 'supertest';
 import { as, register } from '../support/client.js';
 import { unique } from '../support/services.js';
 import { startStack, type Stack } from '../support/stack.js';
@@ -163,5 +164,33 @@ describe('browser client: issue 13 features between two people', function () {
     await bob.page.getByRole('button', { name: 'Mute', exact: true }).click();
     await bob.page.getByRole('button', { name: 'Unmute', exact: true }).waitFor({ timeout: SOON });
     await bob.chatsList().getByText('muted', { exact: true }).waitFor();
+  });
+
+  it('a password changed on the account page logs my other device out; deleting the account brings back the login', async function () {
+    needs(this, 'routes-account.ts');
+    const laptop = await ChatPage.open(browser, url);
+    const phone = await ChatPage.open(browser, url);
+    pages.push(laptop, phone);
+    const name = unique('dora');
+    await laptop.account('Register', name);
+    await phone.account('Log in', name);
+    await laptop.page.getByRole('button', { name: 'Account', exact: true }).click();
+    const devices = laptop.page.getByRole('list', { name: 'Devices' }).getByRole('listitem');
+    await devices.nth(1).waitFor({ timeout: SOON });
+    expect(await devices.count()).to.equal(2);
+    await laptop.page.getByLabel('Current password').fill('correct horse');
+    await laptop.page.getByLabel('New password').fill('a new horse battery');
+    await laptop.page.getByRole('button', { name: 'Change password', exact: true }).click();
+    await laptop.page.getByText(/Password changed/).waitFor({ timeout: SOON });
+    // its held poll answers 401 when it ends (a held poll is not woken by the sign-out): within a wait of 25 s
+    await phone.page.getByText('Your session ended; please log in again.').waitFor({ timeout: 35_000 });
+    await devices.nth(1).waitFor({ state: 'detached', timeout: SOON });
+
+    laptop.page.once('dialog', (d) => void d.accept());
+    await laptop.page.getByLabel('Password to confirm').fill('a new horse battery');
+    await laptop.page.getByRole('button', { name: 'Delete account', exact: true }).click();
+    await laptop.page.getByText('Your account was deleted.').waitFor({ timeout: SOON });
+    const again = await supertest(url).post('/api/login').send({ name, password: 'a new horse battery' });
+    expect(again.status).to.equal(401);
   });
 });
