@@ -78,14 +78,18 @@ export class DeletedSenders {
 
 /**
  * A message of a deleted account as its readers see it: from "[deleted]"; with `remove`, a
- * tombstone as spec A has it (no text, no attachment, `deleted: true`). Until branch `msgs`
- * (migration 0008) is merged this is the one place that makes a tombstone view.
+ * tombstone as spec A has it (no text, no attachment, no edits, reactions or reply, `deleted:
+ * true`), laid over the view after branch `msgs`'s changes so no edit shows through.
  */
 export function deletedSenderView(view: MessageView, mode: 'keep' | 'remove'): MessageView {
   const out: MessageView = { ...view, from: DELETED_SENDER };
   if (mode === 'remove') {
     out.text = '';
     delete out.attachment;
+    delete out.edited_at;
+    delete out.reactions;
+    delete out.reply_to;
+    delete out.purged;
     out.deleted = true;
   }
   return out;
@@ -104,6 +108,8 @@ export class AccountSettings {
     private readonly messaging: Messaging,
     private readonly notifier: Notifier,
     private readonly deleted: DeletedSenders,
+    /** Revoke every bot token of a user, on every node (core/bots.ts). */
+    private readonly revokeBots: (me: Principal) => Promise<void>,
   ) {}
 
   /** My profile. */
@@ -164,7 +170,7 @@ export class AccountSettings {
 
   /**
    * Delete my account. The row stays (the name is reserved, messages keep a sender) with a
-   * password nobody knows; every token is revoked; I leave every conversation; `remove` empties
+   * password nobody knows; every token (bot tokens too) is revoked; I leave every conversation; `remove` empties
    * my messages into tombstones and forgets my uploads.
    */
   async deleteAccount(me: Principal, password: string, mode: 'keep' | 'remove', address: string): Promise<void> {
@@ -173,8 +179,10 @@ export class AccountSettings {
     this.deleted.forget(me.id);
     await this.accounts.revokeHashes(await this.store.revokeTokens(me.id, null));
     if (mode === 'remove') await this.emptyMessagesOf(me.id);
-    for (const id of await this.store.conversationIdsOf(me.id)) {
-      const { heads } = await this.store.changeMembers(id, { remove: me.id });
+    await this.revokeBots(me);
+    // Leaving a group passes its ownership on, as leaving by hand does
+    for (const c of await this.store.conversationIdsOf(me.id)) {
+      const { heads } = await this.store.changeMembers(c.id, { remove: me.id, left: c.kind === 'group' });
       this.notifier.wake(heads);
     }
   }
@@ -185,8 +193,8 @@ export class AccountSettings {
     for (;;) {
       const page = await this.store.messagesOfSender(userId, after, EMPTY_PAGE);
       if (page.length === 0) break;
-      const items: Array<{ conversationId: string; seq: number; body: Buffer }> = [];
-      for (const m of page) items.push({ conversationId: m.conversationId, seq: m.seq, body: await this.messaging.sealEmpty(m.conversationId, m.id) });
+      const items: Array<{ conversationId: string; seq: number; id: string; body: Buffer }> = [];
+      for (const m of page) items.push({ ...m, body: await this.messaging.sealEmpty(m.conversationId, m.id) });
       await this.store.emptyMessages(items);
       after = page[page.length - 1]!;
     }

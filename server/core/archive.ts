@@ -40,6 +40,8 @@ interface ChunkMessage {
   body: string;
   client_id: string | null;
   attachment: unknown;
+  /** Absent in chunks written before bots. */
+  bot?: string | null;
 }
 
 /**
@@ -215,6 +217,7 @@ function toChunkMessage(m: StoredMessage): ChunkMessage {
     body: m.body.toString('base64'),
     client_id: m.clientId,
     attachment: m.attachment,
+    ...(m.bot ? { bot: m.bot } : {}),
   };
 }
 
@@ -229,5 +232,6 @@ function fromChunkMessage(conversationId: string, r: ChunkMessage): StoredMessag
     body: Buffer.from(r.body, 'base64'),
     clientId: r.client_id,
     attachment: r.attachment ?? null,
+    bot: r.bot ?? null,
   };
 }

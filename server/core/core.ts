@@ -6,6 +6,7 @@ import { Accounts } from './accounts.js';
 import { AccountSettings } from './account-settings.js';
 import { Contacts } from './contacts.js';
 import { Archive } from './archive.js';
+import { Bots } from './bots.js';
 import { MessageChanges } from './changes.js';
 import { Retention } from './retention.js';
 import { FileGrants } from './file-grants.js';
@@ -37,11 +38,13 @@ export class Core {
   readonly presence: Presence;
   /** Contacts with their presence, where they consented to share it. */
   readonly contacts: Contacts;
+  /** Bot tokens and incoming webhooks: acting for their owner in one conversation. */
+  readonly bots: Bots;
   readonly archive: Archive;
-  /** Edits, deletes for everyone, replies and reactions (issue 13). */
-  readonly changes: MessageChanges;
   /** Display name, password, devices, deletion, blocks and mutes (issue 13 B). */
   readonly settings: AccountSettings;
+  /** Edits, deletes for everyone, replies and reactions (issue 13). */
+  readonly changes: MessageChanges;
   /** Empties delivered messages when RETENTION=until-delivered; idle otherwise. */
   readonly retention: Retention;
   /** Deletes acknowledged stream entries older than the retention, hourly. */
@@ -86,18 +89,23 @@ export class Core {
     this.untilDelivered = opts.retention === 'until-delivered';
     this.pruning = new EventsPruning(opts.store, opts.eventsRetentionMs ?? 30 * 86_400_000, opts.log.child({ module: 'pruning' }));
     this.messaging = new Messaging(opts.store, this.keys, this.notifier, this.archive, opts.log, opts.onSent);
+    this.invites = new Invites(opts.store, this.messaging);
     this.changes = new MessageChanges(opts.store, this.keys, this.notifier, this.messaging, opts.blobs, opts.log);
     this.messaging.changes = this.changes;
-    this.invites = new Invites(opts.store, this.messaging);
     this.streams = new Streams(opts.store, this.messaging, this.notifier, opts.log);
     this.presence = new Presence(opts.bus, opts.store, this.notifier, opts.nodeId, opts.log, opts.presenceTimeoutMs);
     this.contacts = new Contacts(opts.store, this.presence);
-    this.settings = new AccountSettings(opts.store, this.accounts, this.logins, this.messaging, this.notifier, this.messaging.deletedSenders);
+    this.bots = new Bots(opts.store, opts.bus, this.messaging, this.limits);
+    this.settings = new AccountSettings(opts.store, this.accounts, this.logins, this.messaging, this.notifier, this.messaging.deletedSenders, async (me) => {
+      for (const bot of await this.bots.list(me)) await this.bots.revoke(me, bot.id);
+    });
+    this.accounts.botTokens = this.bots;
   }
 
   /** Start background work: logout broadcasts, presence sweeping (holding: users with parked requests here). */
   async start(holding?: () => Iterable<number>): Promise<void> {
     await this.accounts.start();
+    await this.bots.start();
     this.presence.start(holding);
     if (this.archiveAfterMs !== undefined) this.archive.start(this.archiveAfterMs);
     if (this.untilDelivered) this.retention.start();
@@ -110,6 +118,7 @@ export class Core {
     await this.retention.stop();
     await this.pruning.stop();
     await this.presence.stop();
+    await this.bots.stop();
     await this.accounts.stop();
   }
 }

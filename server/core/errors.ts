@@ -22,6 +22,8 @@ export const errors = {
   forbidden: (message = 'not allowed') => new AppError(403, 'forbidden', message),
   /** The other user blocks me: no direct conversation, no adding them to groups. */
   blocked: (message = 'this user has blocked you') => new AppError(403, 'blocked', message),
+  /** A bot token used for what its scope does not allow (docs/api.md, Bots and webhooks). */
+  outOfScope: (message = 'this bot token may not do that') => new AppError(403, 'out_of_scope', message),
   notFound: (what = 'resource') => new AppError(404, 'not_found', `${what} not found`),
   conflict: (message: string, code = 'conflict') => new AppError(409, code, message),
   gone: (message: string, code = 'gone') => new AppError(410, code, message),

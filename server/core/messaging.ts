@@ -31,6 +31,8 @@ export interface SendInput {
   clientId?: unknown;
   /** Set by the files route: the attachment of an uploaded file. */
   attachment?: Record<string, unknown> | null;
+  /** Set by the bots: the name of the bot token or webhook the message is posted through. */
+  bot?: string | null;
   /** The id of the message this one replies to (issue 13). */
   replyTo?: unknown;
 }
@@ -40,12 +42,12 @@ export class Messaging extends Conversations {
   private readonly sends: GroupCommit<NewMessage, SendOutcome>;
   /** Plain texts of the messages being committed, by message id (for carried wake-ups). */
   private readonly texts = new Map<string, string>();
+  /** Senders whose account was deleted: their messages render from "[deleted]" (or as tombstones). */
+  readonly deletedSenders: DeletedSenders;
   /** The reply_to views of the messages being committed, by message id (for carried wake-ups). */
   private readonly replies = new Map<string, NonNullable<MessageView['reply_to']>>();
   /** Edits, deletes, replies and reactions, laid over every rendered message (set by Core). */
   changes: MessageChanges | undefined;
-  /** Senders whose account was deleted: their messages render from "[deleted]" (or as tombstones). */
-  readonly deletedSenders: DeletedSenders;
 
   constructor(
     store: Store,
@@ -145,6 +147,8 @@ export class Messaging extends Conversations {
         body,
         clientId,
         attachment: input.attachment ?? null,
+        // A bot token's sends carry its name, as a webhook's do
+        bot: input.bot ?? me.bot?.name ?? null,
       });
     } finally {
       this.texts.delete(id);
@@ -264,12 +268,17 @@ export class Messaging extends Conversations {
         this.log.error({ err, message: m.id }, 'message failed to open: wrong key or tampered row');
         text = '';
       }
-      const view = viewOf(m, text, me.id, conv.kind, byConv.get(m.conversationId) ?? []);
-      const gone = deleted.get(m.senderId);
-      out.push(gone ? deletedSenderView(view, gone) : view);
+      out.push(viewOf(m, text, me.id, conv.kind, byConv.get(m.conversationId) ?? []));
     }
     // A message just sent has no edits, reactions or deletion yet: send adds its reply itself
-    return this.changes && !fresh ? this.changes.apply(me, messages, out) : out;
+    const changed = this.changes && !fresh ? await this.changes.apply(me, messages, out) : out;
+    // Last, so that no edit shows through a deleted account's tombstone
+    if (deleted.size === 0) return changed;
+    const senders = new Map(messages.map((m) => [m.id, m.senderId]));
+    return changed.map((v) => {
+      const gone = deleted.get(senders.get(v.id) ?? 0);
+      return gone ? deletedSenderView(v, gone) : v;
+    });
   }
 
   /** The sealed empty text of a message (account deletion, `remove`): a tombstone that still counts as content. */

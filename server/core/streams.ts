@@ -52,15 +52,16 @@ export class Streams {
    * Resolve where a poll starts: `since` checked against the stream (400 bad_cursor when
    * malformed or beyond its end) and acknowledged; without it, the oldest unacknowledged event.
    * Also says where the stream ends, so a poll that is up to date parks without reading.
+   * `acknowledge: false` checks `since` without acknowledging it (a bot reading).
    */
-  async begin(user: Principal, since: unknown): Promise<{ after: number; head: number }> {
+  async begin(user: Principal, since: unknown, acknowledge = true): Promise<{ after: number; head: number }> {
     const given = since !== undefined && since !== null && since !== '';
     const seq = given ? decodeCursor(since) : null;
     if (given && seq === null) throw errors.badCursor();
     const pos = await this.store.pollStart(user.id, seq);
     if (seq === null) return { after: pos.acked, head: pos.head };
     if (seq > pos.head) throw errors.badCursor();
-    if (pos.needsDelivery) await this.acknowledge(user, seq);
+    if (pos.needsDelivery && acknowledge) await this.acknowledge(user, seq);
     return { after: seq, head: pos.head };
   }
 

@@ -15,6 +15,8 @@ export interface MessageView {
   status?: 'sent' | 'delivered' | 'read';
   delivered_to?: string[];
   read_by?: string[];
+  /** Posted through a bot token or an incoming webhook: its name. */
+  bot?: string;
   /** The message this one replies to, as it is now (its text cut to 200 characters; "" once deleted). */
   reply_to?: { id: string; from: string; text: string; deleted?: true };
   /** When it was last edited. */
@@ -72,6 +74,7 @@ export function viewOf(m: StoredMessage, text: string, viewer: number, kind: 'di
     sent_at: m.sentAt.toISOString(),
   };
   if (m.attachment) view.attachment = m.attachment;
+  if (m.bot) view.bot = m.bot;
   if (m.clientId !== null && m.senderId === viewer) view.client_id = m.clientId;
   if (m.senderId === viewer) Object.assign(view, statusOf(m.seq, others, kind));
   return view;

@@ -8,9 +8,10 @@ import type { ParkingLot } from '../transports/parking.js';
 import { addressOf, requireUser, userOf } from './auth.js';
 import { sendJson } from './errors.js';
 import { accountRouter, deviceOf } from './routes-account.js';
+import { groupsRouter } from './routes-groups.js';
+import { botsRouter } from './routes-bots.js';
 import { messagesRouter } from './routes-messages.js';
 import { searchRouter } from './routes-search.js';
-import { groupsRouter } from './routes-groups.js';
 
 /** What the API routes need. */
 export interface ApiDeps {
@@ -38,6 +39,7 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   const auth = requireUser(core);
   router.use(accountRouter(core, auth));
   router.use(groupsRouter(deps, auth)); // groups: settings, leave, owner, invite links
+  router.use(botsRouter({ core, lot }, auth)); // before /events: a bot token's poll is answered there
 
   router.post('/register', async (req, res) => {
     await core.limits.register(addressOf(req));
@@ -140,6 +142,7 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   });
 
   router.use(messagesRouter(core, auth));
+  router.use(searchRouter(core, auth));
 
   const events = async (req: Request, res: Response) => {
     const me = userOf(res);
@@ -155,8 +158,6 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     if (!(await core.accounts.authenticate(res.locals['token'] as string))) throw errors.unauthorized();
     sendJson(res, 200, batch);
   };
-  router.use(searchRouter(core, auth));
-
   router.get('/events', auth, events);
   router.post('/events', auth, events);
 

@@ -147,10 +147,13 @@ export class AccountSettings {
     return new Map(rows.map((r) => [Number(r.id), r.deleted_messages ?? 'keep']));
   }
 
-  /** The ids of the conversations a user is a member of. */
-  async conversationIdsOf(userId: number): Promise<string[]> {
-    const rows = await this.db.query<{ conversation_id: string }>('SELECT conversation_id FROM members WHERE user_id = $1 ORDER BY conversation_id', [userId]);
-    return rows.map((r) => r.conversation_id);
+  /** The conversations a user is a member of, with their kinds. */
+  async conversationIdsOf(userId: number): Promise<Array<{ id: string; kind: 'direct' | 'group' }>> {
+    const rows = await this.db.query<{ id: string; kind: 'direct' | 'group' }>(
+      'SELECT c.id, c.kind FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $1 ORDER BY c.id',
+      [userId],
+    );
+    return rows;
   }
 
   /** A page of a user's messages that still hold content, in (conversation, seq) order after a position. */
@@ -170,17 +173,33 @@ export class AccountSettings {
 
   /**
    * Empty messages of a deleted account ("remove"): each body replaced by its sealed empty text
-   * (so the tombstone still counts as a message, unlike RETENTION's empty body), no attachment.
-   * Files the user uploaded are no longer downloadable: their rows go (the blobs are then unreferenced).
+   * (so the tombstone still counts as a message, unlike RETENTION's empty body), no attachment;
+   * marked deleted for everyone in message_changes (migration 0008: so archived copies show as
+   * tombstones too), their edited texts, earlier texts and reactions gone.
    */
-  async emptyMessages(items: ReadonlyArray<{ conversationId: string; seq: number; body: Buffer }>): Promise<void> {
+  async emptyMessages(items: ReadonlyArray<{ conversationId: string; seq: number; id: string; body: Buffer }>): Promise<void> {
     if (items.length === 0) return;
-    await this.db.query(
-      `UPDATE messages m SET body = v.body, attachment = NULL
-       FROM unnest($1::text[], $2::bigint[], $3::bytea[]) AS v(conversation_id, seq, body)
-       WHERE m.conversation_id = v.conversation_id AND m.seq = v.seq AND octet_length(m.body) > 0`,
-      [items.map((i) => i.conversationId), items.map((i) => i.seq), items.map((i) => i.body)],
-    );
+    const convs = items.map((i) => i.conversationId);
+    const ids = items.map((i) => i.id);
+    await this.db.transaction(async (tx) => {
+      await tx.query(
+        `UPDATE messages m SET body = v.body, attachment = NULL
+         FROM unnest($1::text[], $2::bigint[], $3::bytea[]) AS v(conversation_id, seq, body)
+         WHERE m.conversation_id = v.conversation_id AND m.seq = v.seq AND octet_length(m.body) > 0`,
+        [convs, items.map((i) => i.seq), items.map((i) => i.body)],
+      );
+      await tx.query(
+        `INSERT INTO message_changes (conversation_id, message_id, deleted_at)
+         SELECT c, m, now() FROM unnest($1::text[], $2::text[]) AS v(c, m)
+         ON CONFLICT (conversation_id, message_id) DO UPDATE SET body = NULL, deleted_at = coalesce(message_changes.deleted_at, now())`,
+        [convs, ids],
+      );
+      await tx.query('DELETE FROM message_edits WHERE (conversation_id, message_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))', [convs, ids]);
+      await tx.query('DELETE FROM message_reactions WHERE (conversation_id, message_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))', [
+        convs,
+        ids,
+      ]);
+    });
   }
 
   /** Forget the files a user uploaded (after their messages were emptied). */

@@ -40,6 +40,8 @@ export interface StoredMessage {
   body: Buffer;
   clientId: string | null;
   attachment: unknown | null;
+  /** The bot or webhook it was posted through (its name), when not by the person themselves. */
+  bot?: string | null;
 }
 
 /** One entry of a user's event stream. Message entries carry the message row. */
@@ -75,6 +77,8 @@ export interface NewMessage {
   body: Buffer;
   clientId: string | null;
   attachment: unknown | null;
+  /** Posted through a bot or webhook: its name (stored with the message). */
+  bot?: string | null;
 }
 
 /** A conversation to create (its key already wrapped). */
@@ -169,11 +173,12 @@ export interface MessageRow {
   body: unknown;
   client_id: string | null;
   attachment: unknown;
+  bot?: string | null;
 }
 
 /** The columns of a MessageRow, from `messages m JOIN users su ON su.id = m.sender_id`. */
 export const MESSAGE_COLUMNS = `m.id, m.conversation_id, m.seq, m.sender_id, su.name AS sender_name, m.sent_at, m.body,
-  m.client_id, m.attachment`;
+  m.client_id, m.attachment, m.bot`;
 
 /** A message row as the Store gives it. */
 export function toMessage(r: MessageRow): StoredMessage {
@@ -187,6 +192,7 @@ export function toMessage(r: MessageRow): StoredMessage {
     body: toBuffer(r.body),
     clientId: r.client_id,
     attachment: r.attachment ?? null,
+    bot: r.bot ?? null,
   };
 }
 

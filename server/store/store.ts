@@ -2,6 +2,7 @@ import type { Database } from './db.js';
 import { Accounts } from './accounts.js';
 import { AccountSettings } from './account-settings.js';
 import { ArchiveStore } from './archive-store.js';
+import { Bots } from './bots.js';
 import { Contacts } from './contacts.js';
 import { Conversations } from './conversations.js';
 import { Invites } from './invites.js';
@@ -43,6 +44,7 @@ export type { InviteLookup, InviteRow } from './invites.js';
 export type { CarriedEntries, SenderEchoes, StreamAppends, StreamHeads } from './streams.js';
 export type { MembershipChange } from './membership.js';
 export type { DeviceRow, ProfileRow } from './account-settings.js';
+export type { BotRow, BotScope, LiveBot, LiveWebhook, WebhookRow } from './bots.js';
 export type { SendResult } from './messages.js';
 export type { ChangeRecipients, EditRow, MessageChangeRow, ReactionRows } from './message-changes.js';
 export { changeKey, MAX_REACTIONS_PER_USER } from './message-changes.js';
@@ -58,10 +60,10 @@ export type Singles = CarriedEntries;
 export type Appended = StreamAppends;
 
 /** The aggregates whose methods make up the Store, each a class of its own over the same database. */
-const AGGREGATES = [Accounts, AccountSettings, Conversations, Membership, Invites, Contacts, Messages, Streams, ArchiveStore, RetentionStore, MessageChanges] as const;
+const AGGREGATES = [Accounts, AccountSettings, Conversations, Membership, Invites, Contacts, Messages, MessageChanges, Streams, ArchiveStore, RetentionStore, Bots] as const;
 
 /** Parley's data access: every aggregate's methods on one object, so callers need not know the split. */
-export interface Store extends Accounts, AccountSettings, Conversations, Membership, Invites, Contacts, Messages, Streams, ArchiveStore, RetentionStore, MessageChanges {}
+export interface Store extends Accounts, AccountSettings, Conversations, Membership, Invites, Contacts, Messages, MessageChanges, Streams, ArchiveStore, RetentionStore, Bots {}
 
 /** Parley's data access. */
 export class Store {

@@ -171,17 +171,23 @@ for (const backend of ['real', 'embedded'] as const) {
         const carol = await register(url, 'carol');
         const group = (await as(url, alice).post('/api/conversations').send({ title: 'trio', members: [bob.name, carol.name] }).expect(201)).body
           .conversation;
-        await send(alice, conv.id, 'secret one').expect(201);
+        const one = (await send(alice, conv.id, 'secret one').expect(201)).body.message;
         await send(bob, conv.id, 'bob stays').expect(201);
-        await send(alice, group.id, 'secret two').expect(201);
+        const two = (await send(alice, group.id, 'secret two').expect(201)).body.message;
+        // an edit and a reaction (spec A) must not show through the tombstone
+        await as(url, alice).post(`/api/conversations/${conv.id}/messages/${one.id}/edit`).send({ text: 'secret edited' }).expect(200);
+        await as(url, carol).post(`/api/conversations/${group.id}/messages/${two.id}/reactions`).send({ emoji: '👍' }).expect(200);
         await as(url, alice).delete('/api/me').send({ password: PASSWORD, messages: 'remove' }).expect(204);
         const direct = (await as(url, bob).get(`/api/conversations/${conv.id}/messages`).expect(200)).body.messages;
         expect(direct.map((m: any) => [m.from, m.text, m.deleted ?? false])).to.deep.equal([
           ['[deleted]', '', true],
           [bob.name, 'bob stays', false],
         ]);
+        expect(direct[0]).not.to.have.property('edited_at');
+        expect((await as(url, bob).get(`/api/conversations/${conv.id}/messages/${one.id}/edits`).expect(200)).body.edits).to.deep.equal([]);
         const inGroup = (await as(url, carol).get(`/api/conversations/${group.id}/messages`).expect(200)).body.messages;
         expect(inGroup.map((m: any) => [m.from, m.text, m.deleted])).to.deep.equal([['[deleted]', '', true]]);
+        expect(inGroup[0]).not.to.have.property('reactions');
         expect((await as(url, carol).get('/api/conversations').expect(200)).body.conversations[0].members).to.deep.equal(
           [bob.name, carol.name].sort(),
         );

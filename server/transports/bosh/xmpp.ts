@@ -10,7 +10,7 @@ import type { Principal } from '../../core/accounts.js';
 import type { Core } from '../../core/core.js';
 import { AppError } from '../../core/errors.js';
 import type { StreamEvent } from '../../core/events.js';
-import { parseBlocking, runBlocking } from './blocking.js';
+import { BLOCKING_FEATURES, parseBlocking, runBlocking } from './blocking.js';
 import { deviceOf, track, type SessionState } from './session.js';
 import {
   CONTACT_RESOURCE, decodePlain, NS, parseStanza, renderEvent, rosterItem, stanzaError, type Command, type Target,
@@ -119,7 +119,7 @@ export class Xmpp {
         return result(
           cmd.id,
           el('query', { xmlns: NS.discoInfo }, el('identity', { category: 'server', type: 'im', name: 'Parley' }),
-            ...[NS.discoInfo, NS.ping, NS.receipts, NS.markers, NS.chatstates, ...CORRECTION_FEATURES].map((v) => el('feature', { var: v }))),
+            ...[NS.discoInfo, NS.ping, NS.receipts, NS.markers, NS.chatstates, ...CORRECTION_FEATURES, ...BLOCKING_FEATURES].map((v) => el('feature', { var: v }))),
         );
       case 'roster': {
         const contacts = await core.contacts.of(me!);

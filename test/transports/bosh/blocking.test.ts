@@ -28,8 +28,11 @@ describe('BOSH: XEP-0191 blocking command', function () {
     return { c, user };
   }
 
-  it('exports its disco feature', () => {
+  it('disco#info lists urn:xmpp:blocking', async () => {
     expect(BLOCKING_FEATURES).to.deep.equal(['urn:xmpp:blocking']);
+    const { c } = await loggedIn('alice');
+    const info = await c.send(iq('get', 'd1', `<query xmlns='http://jabber.org/protocol/disco#info'/>`));
+    expect(info.text).to.contain(`<feature var='urn:xmpp:blocking'/>`);
   });
 
   it('blocklist, block and unblock are the JSON API blocks, seen from either door', async () => {
