@@ -7,7 +7,7 @@
   'use strict';
 
   var Parley = window.Parley;
-  var client = new Parley.Client({ base: '' });
+  var client = new Parley.Client({ base: '', shareTabs: true });
 
   // ---- DOM helpers (IE9-safe) ---------------------------------------------------------------
 
@@ -126,6 +126,8 @@
     threads: {},      // conversation id → thread (messages)
     current: null,    // open conversation id
     typing: {},       // conversation id → {user: expiry time}
+    names: {},        // user name → display name (when they set one)
+    blocks: {},       // names I block → true
     localSeq: 0       // ordering of pending messages
   };
 
@@ -143,8 +145,11 @@
     if (!c) { return ''; }
     if (c.kind === 'group') { return c.title || 'Group'; }
     var others = otherMembers(c);
-    return others[0] || c.title || 'Chat';
+    return displayName(others[0]) || c.title || 'Chat';
   }
+
+  /** How a user shows: their display name when they set one, else their name. */
+  function displayName(name) { return (name && S.names[name]) || name || ''; }
 
   function otherMembers(c) {
     var out = [], i, m = c.members || [];
@@ -169,6 +174,7 @@
   App.convTitle = convTitle;
   App.dayKey = dayKey;
   App.dayLabel = dayLabel;
+  App.displayName = displayName;
   App.el = el;
   App.hueOf = hueOf;
   App.icon = icon;

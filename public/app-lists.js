@@ -62,7 +62,7 @@
       av.setAttribute('aria-hidden', 'true');
       paintAvatar(av, convTitle(c), c.kind === 'group');
       btn.appendChild(av);
-      if (c.kind === 'direct' && S.contacts[convTitle(c)] && S.contacts[convTitle(c)].online) { av.appendChild(el('span', 'dot online')); }
+      if (c.kind === 'direct' && S.contacts[otherMembers(c)[0]] && S.contacts[otherMembers(c)[0]].online) { av.appendChild(el('span', 'dot online')); }
       body = el('span', 'conv-body');
       top = el('span', 'conv-top');
       top.appendChild(el('span', 'conv-title', convTitle(c)));
@@ -71,12 +71,14 @@
       d = lm && parseTime(lm.sent_at);
       if (d) { top.appendChild(el('span', 'conv-time', shortTime(d))); }
       body.appendChild(top);
-      snippet = lm ? (lm.from === S.me ? 'You: ' : (c.kind === 'group' ? lm.from + ': ' : '')) + (lm.text || (lm.attachment ? (isImage(lm.attachment) ? 'Picture' : lm.attachment.name || 'File') : '')) : (c.kind === 'group' ? (c.members || []).join(', ') : 'No messages yet');
+      snippet = lm ? (lm.from === S.me ? 'You: ' : (c.kind === 'group' ? App.displayName(lm.from) + ': ' : '')) + (lm.deleted ? 'message deleted' : lm.text || (lm.attachment ? (isImage(lm.attachment) ? 'Picture' : lm.attachment.name || 'File') : '')) : (c.kind === 'group' ? (c.members || []).join(', ') : 'No messages yet');
       var bottom = el('span', 'conv-bottom');
       bottom.appendChild(el('span', 'vh', ', '));
       bottom.appendChild(el('span', 'conv-last', snippet));
+      if (c.muted) { bottom.appendChild(el('span', 'muted-mark', 'muted')); }
       if (c.unread) {
-        unreadTotal += c.unread;
+        // Muted conversations keep their count, but not in the page title.
+        if (!c.muted) { unreadTotal += c.unread; }
         badge = el('span', 'badge', c.unread > 99 ? '99+' : c.unread);
         badge.setAttribute('aria-label', c.unread + ' unread');
         bottom.appendChild(badge);
@@ -111,7 +113,8 @@
       dot = el('span', 'dot ' + (c.online ? 'online' : 'offline'));
       btn.appendChild(dot);
       body = el('span', 'contact-body');
-      body.appendChild(el('span', 'contact-name', c.name));
+      body.appendChild(el('span', 'contact-name', App.displayName(c.name) + (S.names[c.name] ? ' (' + c.name + ')' : '')));
+      if (S.blocks[c.name]) { body.appendChild(el('span', 'contact-seen', 'blocked')); }
       body.appendChild(el('span', 'vh', ', '));
       // The words "online"/"offline" are in the accessible text even when "last seen" shows.
       body.appendChild(el('span', 'contact-seen', c.online ? 'online' : lastSeenText(c)));
@@ -144,8 +147,14 @@
         ? 'You were added to this group. Its members do not see whether you are online or what you have read until you write here or accept.'
         : otherMembers(c)[0] + ' wants to chat with you. They do not see whether you are online or that you read this until you reply or accept.');
     }
-    // the owner and admins add members (a plain member would be refused)
-    show($('add-member-button'), c.kind === 'group' && (c.owner === S.me || (c.admins || []).indexOf(S.me) >= 0));
+    // the owner and admins add members (a plain member would be refused), or anyone when the owner lets members add
+    var manager = c.kind === 'group' && (c.owner === S.me || App.indexOf(c.admins || [], S.me) >= 0);
+    show($('add-member-button'), manager || (c.kind === 'group' && c.who_can_add === 'members'));
+    setText($('mute-button'), c.muted ? 'Unmute' : 'Mute');
+    show($('block-button'), c.kind === 'direct' && !!otherMembers(c)[0]);
+    if (c.kind === 'direct') { setText($('block-button'), S.blocks[otherMembers(c)[0]] ? 'Unblock' : 'Block'); }
+    show($('group-button'), c.kind === 'group');
+    if (c.kind === 'group') { App.renderGroupPanel(c, manager); }
   }
 
   // ---- Loading lists ------------------------------------------------------------------------
@@ -161,6 +170,14 @@
   function refreshLists(cb) {
     var left = 2, failed = null;
     function one(err) { if (err) { failed = err; } if (--left === 0 && cb) { cb(failed); } }
+    // Who I block (an older server has no such route: nothing is blocked then).
+    client.blocks(function (err, names) {
+      var i;
+      if (err) { return; }
+      S.blocks = {};
+      for (i = 0; i < names.length; i++) { S.blocks[names[i]] = true; }
+      renderContacts();
+    });
     client.conversations(function (err, convs) {
       var i, c, old;
       if (!err) {
@@ -180,12 +197,32 @@
       var i;
       if (!err) {
         S.contacts = {};
-        for (i = 0; i < contacts.length; i++) { S.contacts[contacts[i].name] = contacts[i]; }
+        for (i = 0; i < contacts.length; i++) {
+          S.contacts[contacts[i].name] = contacts[i];
+          if (contacts[i].display_name) { S.names[contacts[i].name] = contacts[i].display_name; }
+        }
         renderContacts();
         renderConvs();
       }
       one(err);
     });
+  }
+
+  /** Someone's display name changed (mine too). */
+  function onProfile(ev) {
+    if (!ev || !ev.user) { return; }
+    if (ev.display_name) { S.names[ev.user] = ev.display_name; } else { delete S.names[ev.user]; }
+    if (ev.user === S.me) { setText($('me-name'), App.displayName(S.me)); }
+    renderContacts();
+    renderConvs();
+    if (S.current) { renderThreadAgain(); }
+  }
+
+  /** Names show in every bubble: build them again. */
+  function renderThreadAgain() {
+    var t = thread(S.current), i;
+    for (i = 0; i < t.list.length; i++) { t.list[i]._el = null; }
+    renderThread();
   }
 
   function onPresence(ev) {
@@ -198,7 +235,18 @@
   }
 
   function onConversation(ev) {
-    var c = ev.conversation;
+    var c = ev.conversation, id = c && typeof c === 'object' ? c.id : c || ev.id;
+    if ((ev.change === 'muted' || ev.change === 'unmuted') && id) {
+      if (S.convs[id]) { S.convs[id].muted = ev.change === 'muted'; renderConvs(); if (S.current === id) { renderHeader(); } }
+      return;
+    }
+    // I left or was removed: the conversation goes from my list.
+    if ((ev.change === 'member_left' || ev.change === 'member_removed') && c && c.members && App.indexOf(c.members, S.me) === -1) {
+      delete S.convs[c.id];
+      if (S.current === c.id) { closeConversation(); }
+      renderConvs();
+      return;
+    }
     if (c && c.id) {
       var old = S.convs[c.id] || {};
       var k;
@@ -220,6 +268,14 @@
     show($('chat-none'), false);
     show($('chat-open'), true);
     show($('member-form'), false);
+    show($('search-form'), false);
+    show($('group-panel'), false);
+    show($('invite-url'), false);
+    show($('invite-copy'), false);
+    show($('account-view'), false);
+    show($('join-view'), false);
+    App.resetSearch();
+    App.composeMode(null);
     setText($('history-status'), '');
     renderHeader();
     renderConvs();
@@ -234,6 +290,8 @@
     S.current = null;
     toggleClass(document.body, 'show-chat', false);
     show($('chat-open'), false);
+    show($('account-view'), false);
+    show($('join-view'), false);
     show($('chat-none'), true);
     renderConvs();
   }
@@ -265,6 +323,7 @@
   App.mergeConv = mergeConv;
   App.onConversation = onConversation;
   App.onPresence = onPresence;
+  App.onProfile = onProfile;
   App.onTyping = onTyping;
   App.openConversation = openConversation;
   App.refreshLists = refreshLists;

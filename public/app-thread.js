@@ -109,6 +109,8 @@
     t.byId[p.id] = p;
     deriveStatus(p);
     t.list.sort(compareMessages);
+    // Now it has an id: it gets its actions (reply, edit…) and the server's view of it.
+    if (p._el && !p.file) { rebuildMessage(p); }
   }
 
   function touchConversation(m) {
@@ -200,19 +202,109 @@
 
   function buildMessage(m) {
     var c = S.convs[m.conversation], mine = m.from === S.me, li = el('li', 'msg ' + (mine ? 'mine' : 'theirs')), bubble = el('div', 'bubble');
+    if (m.id) { li.setAttribute('data-mid', m.id); }
     // A picture alone carries its time on top of it, as phones' messengers do.
-    if (m.attachment && !m.text) { bubble.className += isImage(m.attachment) ? ' image-only' : ' file-only'; }
+    if (m.attachment && !m.text && !m.deleted) { bubble.className += isImage(m.attachment) ? ' image-only' : ' file-only'; }
     li.appendChild(bubble);
     // Screen readers hear who said it; the bubble side says it visually.
     bubble.appendChild(el('span', 'vh', (mine ? 'You' : m.from) + ': '));
-    if (!mine && c && c.kind === 'group') { bubble.appendChild(el('span', 'from', m.from)).style.color = 'hsl(' + hueOf(m.from) + ',55%,40%)'; }
-    if (m.attachment) { bubble.appendChild(buildAttachment(m)); }
-    if (m.text) { bubble.appendChild(el('p', 'text', m.text)); }
+    if (!mine && c && c.kind === 'group') { bubble.appendChild(el('span', 'from', App.displayName(m.from))).style.color = 'hsl(' + hueOf(m.from) + ',55%,40%)'; }
+    if (m.deleted) {
+      bubble.appendChild(el('p', 'text tombstone', 'message deleted'));
+    } else {
+      if (m.reply_to) { bubble.appendChild(buildQuote(m.reply_to)); }
+      if (m.attachment) { bubble.appendChild(buildAttachment(m)); }
+      if (m.text) { bubble.appendChild(el('p', 'text', m.text)); }
+    }
     bubble.appendChild(el('span', 'vh', ' '));
     m._meta = el('span', 'meta');
     bubble.appendChild(m._meta);
+    if (!m.deleted && m.reactions && m.reactions.length) { li.appendChild(buildReactions(m)); }
+    if (!m.deleted && m.id && m.status !== 'pending' && m.status !== 'failed') { li.appendChild(buildActions(m)); }
     m._el = li;
     updateMeta(m);
+  }
+
+  /** The message answered, as the reply quotes it (its current text, or that it was deleted). */
+  function buildQuote(r) {
+    var q = el('blockquote', 'quote');
+    q.setAttribute('data-quote', r.id || '');
+    q.appendChild(el('span', 'quote-from', App.displayName(r.from || '')));
+    q.appendChild(el('span', 'vh', ': '));
+    q.appendChild(el('span', 'quote-text' + (r.deleted ? ' tombstone' : ''), r.deleted ? 'message deleted' : r.text || ''));
+    return q;
+  }
+
+  /** Reactions with their counts; mine pressed: a click adds or removes mine. */
+  function buildReactions(m) {
+    var box = el('div', 'reactions'), i, r, b, mineToo;
+    for (i = 0; i < m.reactions.length; i++) {
+      r = m.reactions[i];
+      mineToo = indexOf(r.users || [], S.me) !== -1;
+      b = el('button', 'reaction' + (mineToo ? ' mine' : ''), r.emoji + ' ' + (r.users || []).length);
+      b.type = 'button';
+      b.setAttribute('data-act', 'toggle-reaction');
+      b.setAttribute('data-emoji', r.emoji);
+      b.setAttribute('aria-pressed', mineToo ? 'true' : 'false');
+      b.setAttribute('aria-label', r.emoji + ' ' + (r.users || []).length + ': ' + (r.users || []).join(', '));
+      b.title = (r.users || []).join(', ');
+      box.appendChild(b);
+    }
+    return box;
+  }
+
+  function indexOf(list, x) { for (var i = 0; i < list.length; i++) { if (list[i] === x) { return i; } } return -1; }
+
+  /** What I may do with a message: reply, react; edit mine; delete mine (a group's owner and admins any). */
+  function buildActions(m) {
+    var c = S.convs[m.conversation], box = el('div', 'actions'), mine = m.from === S.me,
+      manager = c && c.kind === 'group' && (c.owner === S.me || indexOf(c.admins || [], S.me) !== -1);
+    function add(act, label) {
+      // The label comes from CSS (::before): a copy of the text says who wrote what, not "Reply React".
+      var b = el('button', 'act');
+      b.type = 'button';
+      b.setAttribute('aria-label', label);
+      b.setAttribute('data-label', label);
+      b.setAttribute('data-act', act);
+      box.appendChild(b);
+    }
+    add('reply', 'Reply');
+    add('react', 'React');
+    if (mine && !m.attachment) { add('edit', 'Edit'); }
+    if (mine || manager) { add('delete', 'Delete'); }
+    return box;
+  }
+
+  /** A message changed (edited, deleted, its reactions): the stored copy takes the new view. */
+  function onMessageChanged(ev) {
+    var m = ev && ev.message, t, stored, i, k, other, c;
+    if (!m || !m.id || !m.conversation) { return; }
+    t = thread(m.conversation);
+    stored = t.byId[m.id];
+    if (stored) {
+      // Fields a tombstone or an edit drops must go, not linger from the old copy. A `purged`
+      // view (RETENTION=until-delivered) lacks the original text and file: keep ours of them.
+      delete stored.reactions; delete stored.edited_at;
+      if (!m.purged || m.deleted) { delete stored.attachment; }
+      for (k in m) {
+        if (!Object.prototype.hasOwnProperty.call(m, k) || k === 'status' || k === 'client_id') { continue; }
+        if (m.purged && !m.deleted && !m.edited_at && (k === 'text' || k === 'attachment')) { continue; }
+        stored[k] = m[k];
+      }
+      if (stored.deleted) { stored.text = ''; }
+      rebuildMessage(stored);
+    }
+    // Replies quoting it show its current text.
+    for (i = 0; i < t.list.length; i++) {
+      other = t.list[i];
+      if (other.reply_to && other.reply_to.id === m.id) {
+        other.reply_to = { id: m.id, from: m.from, text: m.deleted ? '' : String(m.text || '').slice(0, 200) };
+        if (m.deleted) { other.reply_to.deleted = true; }
+        rebuildMessage(other);
+      }
+    }
+    c = S.convs[m.conversation];
+    if (c && c.last_message && c.last_message.id === m.id) { c.last_message = stored || m; App.renderConvs(); }
   }
 
   function updateMeta(m) {
@@ -221,6 +313,7 @@
     var time = el('time', null, d ? clock(d) : '');
     if (m.sent_at) { time.setAttribute('datetime', m.sent_at); }
     meta.appendChild(time);
+    if (m.edited_at && !m.deleted) { meta.appendChild(el('span', 'edited', 'edited')).title = 'edited ' + (parseTime(m.edited_at) ? clock(parseTime(m.edited_at)) : ''); }
     toggleClass(m._el, 'pending', m.status === 'pending');
     toggleClass(m._el, 'failed', m.status === 'failed');
     if (m.from !== S.me) { return; }
@@ -310,7 +403,61 @@
     if (old && old.parentNode) { old.parentNode.replaceChild(m._el, old); }
   }
 
+
+  // ---- Search in the open conversation --------------------------------------------------------
+
+  var searchState = { conv: null, q: '', next: null, busy: false };
+
+  function search(q, more) {
+    var id = S.current, list = $('search-results');
+    if (!id || !q || searchState.busy) { return; }
+    if (!more) { searchState = { conv: id, q: q, next: null, busy: false }; clear(list); }
+    searchState.busy = true;
+    setText($('search-status'), 'Searching…');
+    client.search(id, q, { before: more ? searchState.next : undefined }, function (err, data) {
+      var i, m, li, d;
+      searchState.busy = false;
+      if (S.current !== id || searchState.q !== q) { return; }
+      if (err) { setText($('search-status'), err.code === 'bad_q' ? 'Search for 1 to 100 characters.' : 'Search failed: ' + err.message); return; }
+      for (i = 0; i < data.messages.length; i++) {
+        m = data.messages[i];
+        d = parseTime(m.sent_at);
+        li = el('li', 'result');
+        li.setAttribute('data-mid', m.id);
+        li.appendChild(el('span', 'result-from', (m.from === S.me ? 'You' : App.displayName(m.from)) + (d ? ', ' + dayLabel(d) + ' ' + clock(d) : '')));
+        li.appendChild(el('span', 'vh', ': '));
+        li.appendChild(el('span', 'result-text', m.text));
+        list.appendChild(li);
+      }
+      searchState.next = data.next || null;
+      App.show($('search-more'), !!data.next);
+      setText($('search-status'), list.childNodes.length ? (data.next ? '' : 'No more results.') : data.next ? 'Nothing yet; look further back with More results.' : 'No messages found.');
+    });
+  }
+
+  function resetSearch() {
+    searchState = { conv: null, q: '', next: null, busy: false };
+    clear($('search-results'));
+    setText($('search-status'), '');
+    App.show($('search-more'), false);
+  }
+
+  /** Scroll to a message of the open conversation, when its thread holds it, and mark it for a moment. */
+  function reveal(mid) {
+    var m = thread(S.current).byId[mid];
+    if (!m || !m._el) { return false; }
+    if (m._el.scrollIntoView) { m._el.scrollIntoView(); }
+    toggleClass(m._el, 'found', true);
+    setTimeout(function () { if (m._el) { toggleClass(m._el, 'found', false); } }, 2000);
+    return true;
+  }
+
   App.addMessage = addMessage;
+  App.onMessageChanged = onMessageChanged;
+  App.search = search;
+  App.resetSearch = resetSearch;
+  App.reveal = reveal;
+  App.indexOf = indexOf;
   App.confirmPending = confirmPending;
   App.isImage = isImage;
   App.loadHistory = loadHistory;

@@ -17,7 +17,7 @@
     onConversation = App.onConversation, onPresence = App.onPresence, onTyping = App.onTyping,
     openConversation = App.openConversation, refreshLists = App.refreshLists, refreshSoon = App.refreshSoon,
     renderContacts = App.renderContacts, renderConvs = App.renderConvs, renderHeader = App.renderHeader,
-    sideError = App.sideError, startChatWith = App.startChatWith;
+    sideError = App.sideError, startChatWith = App.startChatWith, clear = App.clear;
 
   /** Show "Connecting…" only when it lasts: a normal reconnect takes well under this. */
   var CONN_NOTICE_DELAY_MS = 1500;
@@ -27,11 +27,19 @@
   // ---- Sending ------------------------------------------------------------------------------
 
   function sendText() {
-    var input = $('message-input'), text = input.value.replace(/^\s+|\s+$/g, '');
+    var input = $('message-input'), text = input.value.replace(/^\s+|\s+$/g, ''), mode = compose, id = S.current;
     if (!text || !S.current) { return; }
     input.value = '';
     autoGrow();
-    addLocal(client.send(S.current, text));
+    composeMode(null);
+    if (mode && mode.edit) {
+      client.editMessage(id, mode.edit.id, text, function (err, message) {
+        if (err) { return setText($('history-status'), 'Could not edit: ' + err.message); }
+        App.onMessageChanged({ message: message });
+      });
+      return;
+    }
+    addLocal(client.send(S.current, text, mode && mode.reply ? { reply_to: mode.reply } : null));
     // writing in a conversation accepts it (the server records that with the message)
     if (S.convs[S.current] && S.convs[S.current].accepted === false) { S.convs[S.current].accepted = true; renderHeader(); }
   }
@@ -85,6 +93,203 @@
     ta.style.height = Math.min(ta.scrollHeight, 140) + 'px';
   }
 
+
+  // ---- Reply and edit: the composer's mode --------------------------------------------------
+
+  /** null, {reply: message} or {edit: message}. */
+  var compose = null;
+
+  function composeMode(mode) {
+    compose = mode;
+    show($('compose-bar'), !!mode);
+    show($('react-bar'), false);
+    if (!mode) { return; }
+    var m = mode.reply || mode.edit;
+    setText($('compose-what'), mode.edit ? 'Editing your message' : 'Replying to ' + (m.from === S.me ? 'yourself' : App.displayName(m.from)) + ': ' + String(m.text || (m.attachment ? 'a file' : '')).slice(0, 80));
+    if (mode.edit) { $('message-input').value = m.text || ''; autoGrow(); }
+    try { $('message-input').focus(); } catch (e) { /* old IE */ }
+  }
+
+  var REACTIONS = ['\ud83d\udc4d', '\u2764\ufe0f', '\ud83d\ude02', '\ud83d\ude2e', '\ud83d\ude22', '\ud83c\udf89'];
+
+  function pickReaction(m) {
+    var bar = $('react-bar'), i, b;
+    clear(bar);
+    for (i = 0; i < REACTIONS.length; i++) {
+      b = App.el('button', 'reaction', REACTIONS[i]);
+      b.type = 'button';
+      b.setAttribute('data-emoji', REACTIONS[i]);
+      b.setAttribute('aria-label', 'React ' + REACTIONS[i]);
+      bar.appendChild(b);
+    }
+    bar.setAttribute('data-mid', m.id);
+    show(bar, true);
+  }
+
+  function toggleReaction(m, emoji) {
+    var mine = false, i, r = m.reactions || [];
+    for (i = 0; i < r.length; i++) { if (r[i].emoji === emoji && App.indexOf(r[i].users || [], S.me) !== -1) { mine = true; } }
+    client[mine ? 'unreact' : 'react'](m.conversation, m.id, emoji, function (err, message) {
+      if (err) { return setText($('history-status'), 'Could not react: ' + err.message); }
+      App.onMessageChanged({ message: message });
+    });
+  }
+
+  function onMessageAction(e) {
+    var target = e.target || e.srcElement, act = closestData(target, 'data-act', this), mid = closestData(target, 'data-mid', this), m;
+    if (!act || !mid || !S.current) { return; }
+    m = thread(S.current).byId[mid];
+    if (!m) { return; }
+    if (act === 'reply') { composeMode({ reply: m }); }
+    else if (act === 'edit') { composeMode({ edit: m }); }
+    else if (act === 'react') { pickReaction(m); }
+    else if (act === 'toggle-reaction') { toggleReaction(m, closestData(target, 'data-emoji', this)); }
+    else if (act === 'delete') {
+      if (window.confirm && !window.confirm('Delete this message for everyone?')) { return; }
+      client.deleteMessage(m.conversation, m.id, function (err, message) {
+        if (err) { return setText($('history-status'), 'Could not delete: ' + err.message); }
+        App.onMessageChanged({ message: message });
+      });
+    }
+  }
+
+  // ---- Group management ---------------------------------------------------------------------
+
+  function renderGroupPanel(c, manager) {
+    var owner = c.owner === S.me;
+    show($('rename-form'), manager);
+    show($('who-row'), owner);
+    show($('transfer-form'), owner);
+    show($('invite-row'), manager || c.who_can_add === 'members');
+    $('who-can-add').value = c.who_can_add || 'admins';
+  }
+
+  function groupCall(fn) {
+    var id = S.current;
+    setText($('group-error'), '');
+    fn(id, function (err, conv) {
+      if (err) { return setText($('group-error'), err.message); }
+      if (conv && conv.id) { S.convs[conv.id] = mergeConv(S.convs[conv.id], conv); renderHeader(); renderConvs(); }
+      refreshSoon();
+    });
+  }
+
+  // ---- Notifications and the title ----------------------------------------------------------
+
+  function canNotify() { return typeof window.Notification === 'function'; }
+
+  function renderNotifyBar() { show($('notify-bar'), canNotify() && window.Notification.permission === 'default'); }
+
+  /** A message from someone else while this tab is hidden: a desktop notification (not for muted chats). */
+  function notifyMessage(m) {
+    var c = S.convs[m.conversation], n;
+    if (!canNotify() || window.Notification.permission !== 'granted' || m.from === S.me || visible() || (c && c.muted)) { return; }
+    try {
+      // One per message, however many tabs show it (the tag replaces).
+      n = new window.Notification(c && c.kind === 'group' ? App.convTitle(c) + ': ' + App.displayName(m.from) : App.displayName(m.from), {
+        body: m.text || (m.attachment ? 'sent a file' : ''), tag: 'parley-' + m.id
+      });
+      n.onclick = function () { try { window.focus(); } catch (e) { /* ignore */ } openConversation(m.conversation); n.close(); };
+    } catch (e) { /* some browsers only allow notifications from a service worker */ }
+  }
+
+  // ---- Account ------------------------------------------------------------------------------
+
+  function showAccount() {
+    show($('chat-none'), false);
+    show($('chat-open'), false);
+    show($('join-view'), false);
+    show($('account-view'), true);
+    S.current = null;
+    toggleClass(document.body, 'show-chat', true);
+    renderConvs();
+    $('display-name').value = S.names[S.me] || '';
+    setText($('name-status'), '');
+    setText($('password-status'), '');
+    setText($('delete-status'), '');
+    loadDevices();
+    renderBlocks();
+  }
+
+  function closeAccount() { show($('account-view'), false); closeConversation(); }
+
+  function loadDevices() {
+    var ul = $('devices');
+    client.devices(function (err, devices) {
+      var i, d, li, b, seen;
+      clear(ul);
+      if (err) { ul.appendChild(App.el('li', 'hint', err.status === 404 ? 'This server does not list devices.' : err.message)); return; }
+      for (i = 0; i < devices.length; i++) {
+        d = devices[i];
+        li = App.el('li', 'device');
+        seen = App.parseTime(d.last_used_at);
+        li.appendChild(App.el('span', 'device-name', (d.name || 'device') + (d.current ? ' (this device)' : '')));
+        li.appendChild(App.el('span', 'hint', (d.address ? d.address + ', ' : '') + (seen ? 'last used ' + App.dayLabel(seen).toLowerCase() + ' ' + App.clock(seen) : '')));
+        if (!d.current) {
+          b = App.el('button', 'link', 'Revoke');
+          b.type = 'button';
+          b.setAttribute('data-device', d.id);
+          b.setAttribute('aria-label', 'Revoke ' + (d.name || 'device'));
+          li.appendChild(b);
+        }
+        ul.appendChild(li);
+      }
+    });
+  }
+
+  function renderBlocks() {
+    var ul = $('blocks'), k, li, b, any = false;
+    clear(ul);
+    for (k in S.blocks) {
+      if (!Object.prototype.hasOwnProperty.call(S.blocks, k)) { continue; }
+      any = true;
+      li = App.el('li', 'device');
+      li.appendChild(App.el('span', 'device-name', k));
+      b = App.el('button', 'link', 'Unblock');
+      b.type = 'button';
+      b.setAttribute('data-unblock', k);
+      b.setAttribute('aria-label', 'Unblock ' + k);
+      li.appendChild(b);
+      ul.appendChild(li);
+    }
+    if (!any) { ul.appendChild(App.el('li', 'hint', 'Nobody.')); }
+  }
+
+  function setBlocked(name, yes) {
+    client[yes ? 'block' : 'unblock'](name, function (err) {
+      if (err) { return setText($('history-status'), err.message); }
+      if (yes) { S.blocks[name] = true; } else { delete S.blocks[name]; }
+      renderHeader();
+      App.renderContacts();
+      renderBlocks();
+    });
+  }
+
+  // ---- Joining by invite link (/join/<code>) ------------------------------------------------
+
+  function inviteCode() {
+    var m = /\/join\/([A-Za-z0-9_-]+)/.exec(window.location.pathname || '') || /[#&]join=([A-Za-z0-9_-]+)/.exec(window.location.hash || '');
+    return m ? m[1] : null;
+  }
+
+  function leaveJoinPage() {
+    if (window.history && window.history.replaceState && /\/join\//.test(window.location.pathname)) { window.history.replaceState(null, '', '/'); }
+  }
+
+  function showJoin(code) {
+    show($('chat-none'), false);
+    show($('chat-open'), false);
+    show($('join-view'), true);
+    show($('join-button'), false);
+    setText($('join-text'), 'Looking up the invitation…');
+    client.invite(code, function (err, inv) {
+      if (err) { return setText($('join-text'), err.code === 'invite_gone' || err.status === 404 || err.status === 410 ? 'This invitation has expired or was revoked.' : 'Could not open the invitation: ' + err.message); }
+      setText($('join-text'), 'Join "' + (inv.title || 'group') + '" (' + inv.members + ' members)?');
+      show($('join-button'), true);
+      $('join-button').setAttribute('data-code', code);
+    });
+  }
+
   // ---- Connection notice --------------------------------------------------------------------
 
   var connTimer = null;
@@ -124,6 +329,8 @@
     S.convs = {};
     S.contacts = {};
     S.threads = {};
+    S.names = {};
+    S.blocks = {};
     S.current = null;
     show($('boot'), false);
     document.body.removeAttribute('data-ready');
@@ -137,6 +344,13 @@
     // Messages still in the outbox from before a reload show as pending at once.
     pend = client.pending();
     for (i = 0; i < pend.length; i++) { addMessage(pend[i]); }
+    renderNotifyBar();
+    client.me(function (err, user) {
+      if (err || !user || !user.display_name) { return; }
+      S.names[user.name] = user.display_name;
+      setText($('me-name'), App.displayName(S.me));
+    });
+    if (inviteCode()) { showJoin(inviteCode()); }
     refreshLists(function () {
       for (i = 0; i < pend.length; i++) { touchConversation(pend[i]); }
       renderConvs();
@@ -243,6 +457,136 @@
         refreshSoon();
       });
     });
+    on($('messages'), 'click', onMessageAction);
+    on($('react-bar'), 'click', function (e) {
+      var emoji = closestData(e.target || e.srcElement, 'data-emoji', this), m = S.current && thread(S.current).byId[this.getAttribute('data-mid')];
+      show(this, false);
+      if (emoji && m) { toggleReaction(m, emoji); }
+    });
+    on($('compose-cancel'), 'click', function () { if (compose && compose.edit) { $('message-input').value = ''; } composeMode(null); });
+    on($('search-button'), 'click', function () {
+      var open = $('search-form').hasAttribute('hidden');
+      show($('search-form'), open);
+      this.setAttribute('aria-expanded', open ? 'true' : 'false');
+      if (open) { $('search-input').focus(); } else { App.resetSearch(); }
+    });
+    on($('search-close'), 'click', function () { show($('search-form'), false); $('search-button').setAttribute('aria-expanded', 'false'); App.resetSearch(); });
+    on($('search-form'), 'submit', function (e) { prevent(e); App.search($('search-input').value, false); });
+    on($('search-more'), 'click', function () { App.search($('search-input').value, true); });
+    on($('search-results'), 'click', function (e) { var mid = closestData(e.target || e.srcElement, 'data-mid', this); if (mid) { App.reveal(mid); } });
+    on($('mute-button'), 'click', function () {
+      var c = S.convs[S.current], id = S.current, muted = !(c && c.muted);
+      if (!c) { return; }
+      client[muted ? 'mute' : 'unmute'](id, function (err) {
+        if (err) { return setText($('history-status'), err.message); }
+        if (S.convs[id]) { S.convs[id].muted = muted; }
+        renderHeader();
+        renderConvs();
+      });
+    });
+    on($('block-button'), 'click', function () {
+      var c = S.convs[S.current], name = c && App.otherMembers(c)[0];
+      if (name) { setBlocked(name, !S.blocks[name]); }
+    });
+    on($('blocks'), 'click', function (e) { var name = closestData(e.target || e.srcElement, 'data-unblock', this); if (name) { setBlocked(name, false); } });
+    on($('group-button'), 'click', function () {
+      var open = $('group-panel').hasAttribute('hidden'), c = S.convs[S.current];
+      show($('group-panel'), open);
+      this.setAttribute('aria-expanded', open ? 'true' : 'false');
+      if (open && c) { $('rename-title').value = c.title || ''; setText($('group-error'), ''); }
+    });
+    on($('rename-form'), 'submit', function (e) {
+      var title = $('rename-title').value.replace(/^\s+|\s+$/g, '');
+      prevent(e);
+      if (title) { groupCall(function (id, cb) { client.settings(id, { title: title }, cb); }); }
+    });
+    on($('who-can-add'), 'change', function () { var v = this.value; groupCall(function (id, cb) { client.settings(id, { who_can_add: v }, cb); }); });
+    on($('transfer-form'), 'submit', function (e) {
+      var name = $('transfer-name').value.replace(/^\s+|\s+$/g, '').toLowerCase();
+      prevent(e);
+      if (name) { groupCall(function (id, cb) { client.transfer(id, name, function (err) { if (!err) { $('transfer-name').value = ''; } cb(err); }); }); }
+    });
+    on($('invite-button'), 'click', function () {
+      var id = S.current;
+      client.createInvite(id, function (err, inv) {
+        if (err) { return setText($('group-error'), err.message); }
+        var url = /^https?:/.test(inv.url) ? inv.url : window.location.protocol + '//' + window.location.host + inv.url;
+        $('invite-url').value = url;
+        show($('invite-url'), true);
+        show($('invite-copy'), true);
+      });
+    });
+    on($('invite-copy'), 'click', function () {
+      var input = $('invite-url'), b = this;
+      function copied() { setText(b, 'Copied'); setTimeout(function () { setText(b, 'Copy link'); }, 1500); }
+      if (window.navigator.clipboard && window.navigator.clipboard.writeText) {
+        window.navigator.clipboard.writeText(input.value).then(copied, function () { input.select(); });
+      } else {
+        input.select();
+        try { if (document.execCommand('copy')) { copied(); } } catch (err) { /* select it for the user to copy */ }
+      }
+    });
+    on($('leave-button'), 'click', function () {
+      var id = S.current;
+      if (window.confirm && !window.confirm('Leave this group?')) { return; }
+      client.leave(id, function (err) {
+        if (err) { return setText($('group-error'), err.message); }
+        delete S.convs[id];
+        closeConversation();
+        refreshSoon();
+      });
+    });
+    on($('join-button'), 'click', function () {
+      client.joinInvite(this.getAttribute('data-code'), function (err, conv) {
+        if (err) { return setText($('join-text'), err.code === 'invite_gone' ? 'This invitation has expired or was revoked.' : 'Could not join: ' + err.message); }
+        leaveJoinPage();
+        show($('join-view'), false);
+        S.convs[conv.id] = mergeConv(S.convs[conv.id], conv);
+        openConversation(conv.id);
+        refreshSoon();
+      });
+    });
+    on($('join-cancel'), 'click', function () { leaveJoinPage(); show($('join-view'), false); closeConversation(); });
+    on($('notify-button'), 'click', function () {
+      // Asked on a click: browsers refuse (or hide) a permission prompt that no gesture asked for.
+      var r = canNotify() && window.Notification.requestPermission(function () { renderNotifyBar(); });
+      if (r && r.then) { r.then(renderNotifyBar, renderNotifyBar); }
+    });
+    on($('account-button'), 'click', showAccount);
+    on($('account-close'), 'click', closeAccount);
+    on($('name-form'), 'submit', function (e) {
+      prevent(e);
+      client.setDisplayName($('display-name').value.replace(/^\s+|\s+$/g, ''), function (err, user) {
+        if (err) { return setText($('name-status'), err.message); }
+        App.onProfile({ user: S.me, display_name: user && user.display_name });
+        setText($('name-status'), 'Saved.');
+      });
+    });
+    on($('password-form'), 'submit', function (e) {
+      var pw = $('pw-new').value;
+      prevent(e);
+      if (pw.length < 8) { return setText($('password-status'), 'Choose a password of at least 8 characters.'); }
+      client.changePassword($('pw-current').value, pw, function (err) {
+        if (err) { return setText($('password-status'), err.status === 401 ? 'The current password is wrong.' : err.message); }
+        $('pw-current').value = $('pw-new').value = '';
+        setText($('password-status'), 'Password changed. Your other devices were logged out.');
+        loadDevices();
+      });
+    });
+    on($('devices'), 'click', function (e) {
+      var id = closestData(e.target || e.srcElement, 'data-device', this);
+      if (id) { client.revokeDevice(id, function () { loadDevices(); }); }
+    });
+    on($('delete-form'), 'submit', function (e) {
+      var keep = document.getElementsByName('keep'), messages = 'keep', i;
+      prevent(e);
+      for (i = 0; i < keep.length; i++) { if (keep[i].checked) { messages = keep[i].value; } }
+      if (window.confirm && !window.confirm('Delete your account? This cannot be undone.')) { return; }
+      client.deleteAccount($('delete-password').value, messages, function (err) {
+        if (err) { return setText($('delete-status'), err.status === 401 || err.status === 403 ? 'The password is wrong.' : err.message); }
+        $('delete-password').value = '';
+      });
+    });
     on($('composer'), 'submit', function (e) { prevent(e); sendText(); });
     on($('message-input'), 'keydown', function (e) {
       if ((e.keyCode === 13 || e.key === 'Enter') && !e.shiftKey && !e.isComposing) { prevent(e); sendText(); }
@@ -267,6 +611,9 @@
     setInterval(function () { if (S.me) { renderContacts(); } }, 60000);
 
     client.on('message', onMessage);
+    client.on('message', notifyMessage);
+    client.on('message_changed', App.onMessageChanged);
+    client.on('profile', App.onProfile);
     client.on('receipt', onReceipt);
     client.on('presence', onPresence);
     client.on('typing', onTyping);
@@ -277,9 +624,13 @@
     client.on('status', onStatus);
     client.on('logout', function (info) {
       S.me = null;
-      showLogin(info && info.reason === 'unauthorized' ? 'Your session ended; please log in again.' : '');
+      show($('account-view'), false);
+      showLogin(info && info.reason === 'unauthorized' ? 'Your session ended; please log in again.' : info && info.reason === 'deleted' ? 'Your account was deleted.' : '');
     });
   }
+
+  App.composeMode = composeMode;
+  App.renderGroupPanel = renderGroupPanel;
 
   wire();
   if (client.loggedIn()) { showChat(); } else { showLogin(); }

@@ -42,6 +42,13 @@
   var GRANT_RETRY_MS = 10 * 1000;
   /** Message ids remembered for de-duplication of replayed events. */
   var SEEN_LIMIT = 2000;
+  /** Tabs sharing one poll (option shareTabs): the leader renews its lock this often; a lock
+   *  not renewed for TAB_STALE_MS is free (the leader tab closed or froze), and a tab that takes
+   *  it waits TAB_CONFIRM_MS and checks it still holds it (localStorage has no compare-and-set:
+   *  of two tabs writing at once, the last write wins and the other backs off). */
+  var TAB_BEAT_MS = 1000;
+  var TAB_STALE_MS = 3500;
+  var TAB_CONFIRM_MS = 200;
 
   // ---- Small helpers ----------------------------------------------------------------------
 
@@ -183,6 +190,10 @@
    *  - base: URL prefix of the server ('' = this page's origin).
    *  - storage: a localStorage-like object (default localStorage, or memory when unavailable).
    *  - mode: first events mode, 'get' (default), 'post' or 'jsonp'.
+   *  - shareTabs: true to share one events poll among this browser's tabs (same origin and
+   *    user): one tab, elected through localStorage, polls and relays the events to the others
+   *    (BroadcastChannel where there is one, else storage events). Needs a working
+   *    localStorage; without one every client polls for itself.
    */
   function Client(options) {
     options = options || {};
@@ -208,6 +219,14 @@
     this._typingAt = {};
     this._seen = {};
     this._seenOrder = [];
+    this._shareTabs = !!options.shareTabs && this.storage === defaultStorage() && !!this.storage && typeof root.addEventListener === 'function';
+    /** Whether this client polls (always, unless tabs share a poll and another tab leads). */
+    this.leader = !this._shareTabs;
+    this._tabId = makeClientId();
+    this._tabTimer = null;
+    this._tabConfirm = null;
+    this._tabChannel = null;
+    this._tabRelayN = 0;
     this.modes = this._availableModes();
     this.mode = options.mode && this._indexOfMode(options.mode) !== -1 ? options.mode : this.modes[0];
     this._restore();
@@ -227,9 +246,10 @@
 
   // ---- Events (emitter) ----
 
-  /** Listen to a client event: message, receipt, presence, typing, conversation (the server's
-   *  event types), event (every server event), status ({connected}), sent, failed, progress,
-   *  logout. Returns the client. */
+  /** Listen to a client event: message, receipt, presence, typing, conversation,
+   *  message_changed, profile (the server's event types), event (every server event, unknown
+   *  types too), status ({connected}), sent, failed, progress, logout, leader (shareTabs: this
+   *  tab now polls, or no longer). Returns the client. */
   Client.prototype.on = function (type, fn) {
     (this._listeners[type] || (this._listeners[type] = [])).push(fn);
     return this;
@@ -453,6 +473,68 @@
     return this.request('GET', addQuery('/api/conversations/' + enc(conversationId) + '/messages', { before: opts.before, limit: opts.limit }), null, pick('messages', cb || noop));
   };
 
+  /** Search a conversation's messages for `q` (case-insensitive, newest first): opts {limit,
+   *  before}; cb(err, {messages, next}) — pass `next` as `before` to look further back. */
+  Client.prototype.search = function (conversationId, q, opts, cb) {
+    opts = opts || {};
+    return this.request('GET', addQuery('/api/conversations/' + enc(conversationId) + '/search', { q: q, limit: opts.limit, before: opts.before }), null, cb || noop);
+  };
+
+  function convPath(id, rest) { return '/api/conversations/' + enc(id) + (rest || ''); }
+  function msgPath(id, mid, rest) { return convPath(id, '/messages/' + enc(mid) + (rest || '')); }
+
+  /** Edit my message: cb(err, message). */
+  Client.prototype.editMessage = function (conversationId, messageId, text, cb) { return this.request('POST', msgPath(conversationId, messageId, '/edit'), { text: text }, pick('message', cb || noop)); };
+  /** Delete a message for everyone (mine, or as a group's owner/admin): cb(err, tombstone). */
+  Client.prototype.deleteMessage = function (conversationId, messageId, cb) { return this.request('POST', msgPath(conversationId, messageId, '/delete'), {}, pick('message', cb || noop)); };
+  /** Earlier texts of an edited message: cb(err, [{text, edited_at}]). */
+  Client.prototype.edits = function (conversationId, messageId, cb) { return this.request('GET', msgPath(conversationId, messageId, '/edits'), null, pick('edits', cb || noop)); };
+  /** Add / remove one of my reactions: cb(err, message). */
+  Client.prototype.react = function (conversationId, messageId, emoji, cb) { return this.request('POST', msgPath(conversationId, messageId, '/reactions'), { emoji: emoji }, pick('message', cb || noop)); };
+  Client.prototype.unreact = function (conversationId, messageId, emoji, cb) { return this.request('POST', msgPath(conversationId, messageId, '/reactions/remove'), { emoji: emoji }, pick('message', cb || noop)); };
+
+  /** Group settings: fields {title, history, who_can_add}; cb(err, conversation). */
+  Client.prototype.settings = function (conversationId, fields, cb) { return this.request('POST', convPath(conversationId, '/settings'), fields, pick('conversation', cb || noop)); };
+  /** Leave a group: cb(err). */
+  Client.prototype.leave = function (conversationId, cb) { return this.request('POST', convPath(conversationId, '/leave'), {}, cb || noop); };
+  /** Pass a group's ownership to a member: cb(err). */
+  Client.prototype.transfer = function (conversationId, name, cb) { return this.request('POST', convPath(conversationId, '/owner'), { name: name }, cb || noop); };
+  /** A new invite link for a group: cb(err, {code, url, expires_at, created_by}). */
+  Client.prototype.createInvite = function (conversationId, cb) { return this.request('POST', convPath(conversationId, '/invites'), {}, pick('invite', cb || noop)); };
+  /** What an invite code leads to: cb(err, {title, members, expires_at}). */
+  Client.prototype.invite = function (code, cb) { return this.request('GET', '/api/invites/' + enc(code), null, pick('invite', cb || noop)); };
+  /** Join a group by invite code: cb(err, conversation). */
+  Client.prototype.joinInvite = function (code, cb) { return this.request('POST', '/api/invites/' + enc(code) + '/join', {}, pick('conversation', cb || noop)); };
+  /** Mute / unmute a conversation (for me): cb(err). */
+  Client.prototype.mute = function (conversationId, cb) { return this.request('POST', convPath(conversationId, '/mute'), {}, cb || noop); };
+  Client.prototype.unmute = function (conversationId, cb) { return this.request('POST', convPath(conversationId, '/unmute'), {}, cb || noop); };
+
+  /** My account: cb(err, {name, display_name}). */
+  Client.prototype.me = function (cb) { return this.request('GET', '/api/me', null, pick('user', cb || noop)); };
+  /** Set my display name ('' clears it): cb(err, user). */
+  Client.prototype.setDisplayName = function (name, cb) { return this.request('POST', '/api/me', { display_name: name }, pick('user', cb || noop)); };
+  /** Change my password (my other devices are logged out): cb(err). */
+  Client.prototype.changePassword = function (current, password, cb) { return this.request('POST', '/api/me/password', { current: current, password: password }, cb || noop); };
+  /** My devices: cb(err, [{id, name, created_at, last_used_at, address, current}]). */
+  Client.prototype.devices = function (cb) { return this.request('GET', '/api/me/devices', null, pick('devices', cb || noop)); };
+  /** Log a device out: cb(err). */
+  Client.prototype.revokeDevice = function (id, cb) { return this.request('POST', '/api/me/devices/' + enc(id) + '/revoke', {}, cb || noop); };
+  /** Delete my account: messages 'keep' or 'remove'; cb(err). Logs out here on success. */
+  Client.prototype.deleteAccount = function (password, messages, cb) {
+    var self = this;
+    cb = cb || noop;
+    return this.request('POST', '/api/me/delete', { password: password, messages: messages }, function (err) {
+      if (err) { return cb(err); }
+      self._clearSession();
+      self.emit('logout', { reason: 'deleted' });
+      cb(null);
+    });
+  };
+  /** Who I block: cb(err, [names]). */
+  Client.prototype.blocks = function (cb) { return this.request('GET', '/api/blocks', null, pick('blocks', cb || noop)); };
+  Client.prototype.block = function (name, cb) { return this.request('POST', '/api/blocks', { name: name }, cb || noop); };
+  Client.prototype.unblock = function (name, cb) { return this.request('DELETE', '/api/blocks/' + enc(name), null, cb || noop); };
+
   /** Tell the server I have read up to `seq` (its senders see "read"): cb(err). */
   Client.prototype.markRead = function (conversationId, seq, cb) { return this.request('POST', '/api/conversations/' + enc(conversationId) + '/read', { up_to: seq }, cb || noop); };
 
@@ -499,10 +581,13 @@
    * Send a text message. Returns the pending message at once ({client_id, conversation, from,
    * text, sent_at, status: 'pending'}); the outbox sends it (and keeps retrying with the same
    * client_id while offline, across reloads); 'sent' (pending, message) or 'failed' (pending,
-   * err) follow; cb(err, message) too.
+   * err) follow; cb(err, message) too. opts (optional, before cb): {reply_to: message}, the
+   * message this one answers (its id is sent; the pending copy quotes it).
    */
-  Client.prototype.send = function (conversationId, text, cb) {
-    var pending = this._pending(conversationId, text);
+  Client.prototype.send = function (conversationId, text, opts, cb) {
+    if (typeof opts === 'function') { cb = opts; opts = null; }
+    var pending = this._pending(conversationId, text), r = opts && opts.reply_to;
+    if (r && r.id) { pending.reply_to = { id: r.id, from: r.from, text: String(r.text || '').slice(0, 200) }; }
     // The message ends the typing; the next keystroke may announce typing again at once.
     delete this._typingAt[conversationId];
     this._outbox.push({ message: pending, cb: cb || null });
@@ -591,7 +676,7 @@
         onProgress: function (loaded, total) { self.emit('progress', m, loaded, total); }
       });
     } else {
-      this.request('POST', path + '/messages', { text: m.text, client_id: m.client_id }, after);
+      this.request('POST', path + '/messages', { text: m.text, client_id: m.client_id, reply_to: m.reply_to ? m.reply_to.id : undefined }, after);
     }
   };
 
@@ -606,13 +691,14 @@
     // The grant first: the first events render pictures, whose URLs need it.
     this._refreshGrant(function () {
       if (!self._running) { return; }
-      self._poll();
+      if (self._shareTabs) { self._tabsStart(); } else { self._poll(); }
       self._flush();
     });
   };
 
   /** Stop the events loop; the cursor stays saved for the next start. */
   Client.prototype.stop = function () {
+    if (this._shareTabs) { this._tabsStop(); }
     this._running = false;
     if (this._grantTimer) { clearTimeout(this._grantTimer); this._grantTimer = null; }
     this._pollSerial++;
@@ -631,6 +717,7 @@
   Client.prototype._setConnected = function (c) {
     if (this.connected === c) { return; }
     this.connected = c;
+    if (this._shareTabs && this.leader) { this._tabSend({ t: 'status', connected: c }); this._tabWriteLock(); }
     this.emit('status', { connected: c, mode: this.mode });
   };
 
@@ -642,7 +729,7 @@
 
   Client.prototype._poll = function () {
     var self = this, serial = ++this._pollSerial, started = now(), fields, wait = this.wait;
-    if (!this._running || !this.token) { return; }
+    if (!this._running || !this.token || !this.leader) { return; }
     fields = { wait: wait };
     if (this.cursor) { fields.since = this.cursor; }
     function done(err, data) {
@@ -655,6 +742,9 @@
       self._failures = 0;
       self._modeFailures = 0;
       self._setConnected(true);
+      // Relayed before the cursor is saved: a leader closing in between leaves a new leader to
+      // fetch the batch again (messages are de-duplicated), never a batch the other tabs miss.
+      if (self._shareTabs) { self._tabSend({ t: 'events', events: data.events, cursor: String(data.cursor) }); }
       self._deliver(data.events);
       self.cursor = String(data.cursor);
       try { self.storage.setItem(self._key('cursor'), self.cursor); } catch (e) { /* memory only */ }
@@ -711,6 +801,128 @@
     if (this.modes.length < 2) { return; }
     this.mode = this.modes[(i + 1) % this.modes.length];
     this.emit('mode', this.mode);
+  };
+
+
+  // ---- One poll for all tabs (option shareTabs) ----
+
+  Client.prototype._tabKey = function (what) { return 'parley.tabs.' + what + '.' + this.user.name; };
+
+  Client.prototype._tabsStart = function () {
+    var self = this, name = this.user.name;
+    this.leader = false;
+    if (!this._tabListening) {
+      this._tabListening = true;
+      root.addEventListener('storage', function (e) { self._tabStorage(e); }, false);
+      // The leader hands over at once when its tab goes (else the lock goes stale in seconds);
+      // a page restored from the back-forward cache joins the tabs again.
+      root.addEventListener('onpagehide' in root ? 'pagehide' : 'unload', function () { self._tabsStop(); }, false);
+      root.addEventListener('pageshow', function (e) { if (e && e.persisted && self._running && !self._tabTimer) { self._tabsStart(); } }, false);
+    }
+    if (typeof root.BroadcastChannel === 'function') {
+      try {
+        this._tabChannel = new root.BroadcastChannel('parley.tabs.' + name);
+        this._tabChannel.onmessage = function (e) { if (self.user && self.user.name === name) { self._tabReceive(e.data); } };
+      } catch (e) { this._tabChannel = null; }
+    }
+    this._tabTick();
+    this._tabTimer = setInterval(function () { self._tabTick(); }, TAB_BEAT_MS);
+  };
+
+  Client.prototype._tabsStop = function () {
+    var lock;
+    if (this._tabTimer) { clearInterval(this._tabTimer); this._tabTimer = null; }
+    if (this._tabConfirm) { clearTimeout(this._tabConfirm); this._tabConfirm = null; }
+    if (this.leader && this.user) {
+      lock = readJSON(this.storage, this._tabKey('leader'));
+      if (lock && lock.id === this._tabId) { writeJSON(this.storage, this._tabKey('leader'), null); }
+      this._tabSend({ t: 'bye' });
+    }
+    if (this._tabChannel) { try { this._tabChannel.close(); } catch (e) { /* closed */ } this._tabChannel = null; }
+    this._tabResign();
+  };
+
+  Client.prototype._tabWriteLock = function () {
+    writeJSON(this.storage, this._tabKey('leader'), { id: this._tabId, at: now(), connected: this.connected });
+  };
+
+  /** Once a second: the leader renews its lock; the others take a lock gone stale or free. */
+  Client.prototype._tabTick = function () {
+    var self = this, lock, t = now();
+    if (!this._running || !this.user) { return; }
+    lock = readJSON(this.storage, this._tabKey('leader'));
+    if (this.leader) {
+      // Another tab took over while this one was frozen or throttled: let it lead.
+      if (lock && lock.id !== this._tabId && t - lock.at < TAB_STALE_MS) { return this._tabResign(); }
+      return this._tabWriteLock();
+    }
+    if (lock && lock.id !== this._tabId && t - lock.at < TAB_STALE_MS) {
+      this._setConnected(!!lock.connected);
+      return;
+    }
+    if (this._tabConfirm) { return; }
+    this._tabWriteLock();
+    this._tabConfirm = setTimeout(function () {
+      var l = readJSON(self.storage, self._tabKey('leader'));
+      self._tabConfirm = null;
+      if (self._running && !self.leader && l && l.id === self._tabId) { self._tabLead(); }
+    }, TAB_CONFIRM_MS);
+  };
+
+  /** This tab leads: it polls from the cursor the last leader saved. */
+  Client.prototype._tabLead = function () {
+    var saved = this.storage.getItem(this._key('cursor'));
+    this.leader = true;
+    if (saved) { this.cursor = saved; }
+    this._failures = 0;
+    this._tabWriteLock();
+    this.emit('leader', true);
+    this._poll();
+  };
+
+  Client.prototype._tabResign = function () {
+    if (!this.leader) { return; }
+    this.leader = !this._shareTabs;
+    this._pollSerial++;
+    if (this._pollTimer) { clearTimeout(this._pollTimer); this._pollTimer = null; }
+    if (this._pollAbort) { this._pollAbort(); this._pollAbort = null; }
+    this.emit('leader', false);
+  };
+
+  /** To the other tabs: BroadcastChannel, else a storage key whose every change they hear. */
+  Client.prototype._tabSend = function (msg) {
+    msg.from = this._tabId;
+    if (this._tabChannel) {
+      try { this._tabChannel.postMessage(msg); return; } catch (e) { /* fall back to storage */ }
+    }
+    msg.n = ++this._tabRelayN;
+    writeJSON(this.storage, this._tabKey('relay'), msg);
+  };
+
+  Client.prototype._tabStorage = function (e) {
+    var msg;
+    if (!this._running || !this.user || !e) { return; }
+    if (e.key === this._tabKey('leader')) {
+      // The leader left (its lock removed): take over now rather than when it would go stale.
+      if (!e.newValue && !this.leader) { this._tabTick(); }
+    } else if (e.key === this._tabKey('relay') && e.newValue && !this._tabChannel) {
+      try { msg = JSONX.parse(e.newValue); } catch (err) { return; }
+      this._tabReceive(msg);
+    }
+  };
+
+  Client.prototype._tabReceive = function (msg) {
+    if (!msg || msg.from === this._tabId || !this._running) { return; }
+    if (msg.t === 'events' && msg.events) {
+      if (this.leader) { return; }
+      this._setConnected(true);
+      this._deliver(msg.events);
+      if (msg.cursor) { this.cursor = msg.cursor; }
+    } else if (msg.t === 'status' && !this.leader) {
+      this._setConnected(!!msg.connected);
+    } else if (msg.t === 'bye' && !this.leader) {
+      this._tabTick();
+    }
   };
 
   var jsonpCounter = 0;
@@ -770,7 +982,9 @@
       if (ev.type === 'message' && ev.message && ev.message.id && !this._remember(ev.message.id)) { continue; }
       this.emit('event', ev);
       if (ev.type === 'message') { this.emit('message', ev.message); }
-      else if (ev.type === 'receipt' || ev.type === 'presence' || ev.type === 'typing' || ev.type === 'conversation') { this.emit(ev.type, ev); }
+      else if (ev.type === 'receipt' || ev.type === 'presence' || ev.type === 'typing' || ev.type === 'conversation' ||
+        ev.type === 'message_changed' || ev.type === 'profile') { this.emit(ev.type, ev); }
+      // Other types: 'event' only (a newer server's events an older page does not know).
     }
   };
 

@@ -11,6 +11,7 @@ import { accountRouter, deviceOf } from './routes-account.js';
 import { groupsRouter } from './routes-groups.js';
 import { botsRouter } from './routes-bots.js';
 import { messagesRouter } from './routes-messages.js';
+import { searchRouter } from './routes-search.js';
 
 /** What the API routes need. */
 export interface ApiDeps {
@@ -160,6 +161,7 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   });
 
   router.use(messagesRouter(core, auth));
+  router.use(searchRouter(core, auth));
 
   return { router, auth };
 }

@@ -34,12 +34,12 @@ async function startServer(): Promise<{ url: string; close(): Promise<void> }> {
 }
 
 describe('browser client: budget and old-browser syntax', () => {
-  it("keeps the page's own script and styles under 100 KB", () => {
+  it("keeps the page's own script and styles under 150 KB", () => {
     const files = readdirSync(PUBLIC).filter((f) => /\.(js|css)$/.test(f));
     const total = files.reduce((n, f) => n + statSync(path.join(PUBLIC, f)).size, 0);
     console.log(`      public/ script and styles: ${(total / 1024).toFixed(1)} KB (${files.join(', ')})`);
     expect(files).to.include.members(['parley.js', ...PAGE_SCRIPTS, 'style.css']);
-    expect(total).to.be.below(100 * 1024);
+    expect(total).to.be.below(150 * 1024);
   });
 
   it('writes its scripts in ES5 without fetch or Promise, so old browsers run them', () => {
