@@ -10,6 +10,8 @@ import type { Principal } from '../../core/accounts.js';
 import type { Core } from '../../core/core.js';
 import { AppError } from '../../core/errors.js';
 import type { StreamEvent } from '../../core/events.js';
+import { serverInfo } from './disco.js';
+import { Rooms } from './muc.js';
 import { deviceOf, track, type SessionState } from './session.js';
 import {
   CONTACT_RESOURCE, decodePlain, NS, parseStanza, renderEvent, rosterItem, stanzaError, type Command, type Target,
@@ -41,8 +43,11 @@ export function principalOf(s: SessionState): Principal | null {
 export class Xmpp {
   private readonly kinds = new LRUCache<string, 'direct' | 'group'>({ max: KIND_CACHE_MAX });
   private readonly directs = new LRUCache<string, string>({ max: DIRECT_CACHE_MAX });
+  private readonly rooms: Rooms;
 
-  constructor(private readonly core: Core, private readonly domain: string, private readonly log: Logger) {}
+  constructor(private readonly core: Core, private readonly domain: string, private readonly log: Logger) {
+    this.rooms = new Rooms(core, domain);
+  }
 
   /** Run one stanza. Returns a stream error condition when the stream must end. */
   async command(s: SessionState, st: XmlElement, origin: Origin): Promise<string | null> {
@@ -54,7 +59,8 @@ export class Xmpp {
     try {
       // Each stanza spends the user's request budget, as a JSON API request does.
       this.core.limits.request(me!.id);
-      await this.run(s, cmd, me, jid);
+      // MUC, disco and bookmarks (muc.ts) first; the rest of the subset below.
+      if (!(await this.rooms.handle(s, st, me!, jid))) await this.run(s, cmd, me, jid);
     } catch (err) {
       const condition = err instanceof AppError ? appErrorCondition(err) : 'internal-server-error';
       if (!(err instanceof AppError)) this.log.error({ err }, 'stanza failed');
@@ -110,11 +116,7 @@ export class Xmpp {
       case 'ping':
         return result(cmd.id);
       case 'disco':
-        return result(
-          cmd.id,
-          el('query', { xmlns: NS.discoInfo }, el('identity', { category: 'server', type: 'im', name: 'Parley' }),
-            ...[NS.discoInfo, NS.ping, NS.receipts, NS.markers, NS.chatstates].map((v) => el('feature', { var: v }))),
-        );
+        return result(cmd.id, serverInfo());
       case 'roster': {
         const contacts = await core.contacts.of(me!);
         return result(cmd.id, el('query', { xmlns: NS.roster }, ...contacts.map((c) => rosterItem(c.name, this.domain))));
