@@ -25,6 +25,8 @@ import type { SessionState } from './session.js';
 import { NS, parseJid, renderEvent, stanzaError } from './stanzas.js';
 import { child, childElements, el, serialize, type XmlElement } from './xml.js';
 
+const NS_VCARD = 'vcard-temp';
+
 /** Messages of history on entry when the client does not say (XEP-0045 leaves it to the service). */
 export const HISTORY_ON_ENTRY = 20;
 
@@ -99,6 +101,11 @@ export class Rooms {
       return [this.result(st, jid, el('query', { xmlns: NS_MUC_ADMIN }, ...items))];
     }
     if (payload.ns === NS_MUC_OWNER) return error('feature-not-implemented'); // no room configuration: it is the group's
+    if (payload.ns === NS_VCARD && payload.local === 'vCard' && type === 'get') {
+      // The room's vCard (clients ask it for a room avatar): its name, no picture.
+      const [view] = await this.core.messaging.views(me, [conv.id]);
+      return [this.result(st, jid, el('vCard', { xmlns: NS_VCARD }, el('FN', {}, view?.title ?? '')))];
+    }
     return null;
   }
 
