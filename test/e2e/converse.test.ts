@@ -148,16 +148,13 @@ describe('Converse.js 14 (npm package, unmodified) in Chromium over BOSH, on ano
     }
     expect(got?.from).to.equal(alice.name);
     // Converse keeps the room's stanza-id of its own message (from the reflection): the JSON id.
-    const stable = await c.page.waitForFunction(
-      ([j, text]) =>
-        (window as any).__converse.api.rooms.get(j).then((r: any) => {
-          const ids = r.messages.models.filter((m: any) => m.get('message') === text).map((m: any) => m.get(`stanza_id ${j}`));
-          return ids.every(Boolean) && ids.length ? ids : null;
-        }),
-      [jid, 'groupchat from converse'],
-      { timeout: 5000, polling: 100 },
-    );
-    expect(await stable.jsonValue()).to.deep.equal([got.id]);
+    const idsOf = () =>
+      c.eval<Array<string | undefined>>(
+        `const r = await c.api.rooms.get(${JSON.stringify(jid)}); return r.messages.models.filter((m) => m.get('message') === 'groupchat from converse').map((m) => m.get('stanza_id ${jid}'));`,
+      );
+    let ids = await idsOf();
+    for (const until = Date.now() + 5000; !(ids.length && ids.every(Boolean)) && Date.now() < until; ids = await idsOf()) await new Promise((r) => setTimeout(r, 100));
+    expect(ids).to.deep.equal([got.id]);
     // Still one copy: the reflection was matched to the message sent.
     expect(await c.page.locator('converse-muc').getByText('groupchat from converse').count()).to.equal(1);
   });
