@@ -7,9 +7,12 @@ import { apiRouter } from './http/api.js';
 import { errorHandler, notFound } from './http/errors.js';
 import { projectPath } from './paths.js';
 import { filesRouter } from './http/files.js';
+import { joinPageRouter } from './http/routes-groups.js';
 import { bodyDeadline } from './http/server.js';
 import { cleanText } from './http/text.js';
 import { boshRouter } from './transports/bosh/router.js';
+import { hostMetaRouter } from './http/host-meta.js';
+import { uploadSlotsRouter } from './http/upload-slots.js';
 
 const PUBLIC_DIR = projectPath('public');
 
@@ -20,7 +23,7 @@ const PUBLIC_DIR = projectPath('public');
 function apiCors(origins: string[] | '*'): express.RequestHandler {
   return cors({
     origin: origins,
-    methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+    methods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
     allowedHeaders: ['Authorization', 'Content-Type'],
     maxAge: 86_400, // a day: the allowed methods and headers change only with a release
   });
@@ -109,7 +112,10 @@ export function createApp(deps: Deps): Express {
   app.use('/api', notFound);
 
   app.use(boshRouter(deps)); // BOSH (XEP-0124/0206): POST /http-bind and /bosh
+  app.use(hostMetaRouter()); // XEP-0156: /.well-known/host-meta(.json) point at /http-bind
+  app.use(uploadSlotsRouter(deps.core)); // XEP-0363: PUT /upload/:id/:secret/:name
 
+  app.use(joinPageRouter()); // /join/<code>: invite links open the web client
   // parley.js is the embeddable client (docs/client.md): pages of other sites load it.
   app.get('/parley.js', (_req, res, next) => {
     res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');

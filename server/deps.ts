@@ -159,6 +159,8 @@ export async function assemble(
       conversationsPerHour: config.conversationsPerHour,
     },
     passwordCost: config.passwordCost,
+    uploadLimit: config.uploadLimit,
+    imagePixelLimit: config.imagePixelLimit,
     tokenTtlMs: config.tokenTtlMs,
     onSent: (n) => metrics.messagesSent.inc(n),
   });

@@ -12,6 +12,28 @@ export interface Principal {
   name: string;
   /** The device (token) the request came from, when known: a prefix of the token's hash. */
   device?: string;
+  /** Set when the request came with a bot token: what it may do, and where (core/bots.ts). */
+  bot?: BotGrant;
+}
+
+/** What a bot token may do: act for its owner in one conversation, reading and/or sending. */
+export interface BotGrant {
+  id: string;
+  name: string;
+  conversation: string;
+  read: boolean;
+  send: boolean;
+}
+
+/**
+ * Bot tokens start with this, so they are told apart without a lookup: '.' is not in base64url,
+ * so no user token can ever look like one (core/bots.ts makes and checks them).
+ */
+export const BOT_TOKEN_PREFIX = 'pbot.';
+
+/** Who resolves bot tokens (core/bots.ts), beside the user tokens Accounts keeps. */
+export interface BotTokens {
+  authenticate(token: string): Promise<Principal | null>;
 }
 
 /**
@@ -58,6 +80,8 @@ export class Accounts {
   private readonly credentials: Credentials;
   private readonly cost: number;
   private readonly tokenTtlMs: number;
+  /** Bot tokens (their own table and prefix); set by Core. */
+  botTokens: BotTokens | null = null;
 
   constructor(
     private readonly store: Store,
@@ -119,8 +143,9 @@ export class Accounts {
     return user;
   }
 
-  /** The user a token belongs to, or null. */
+  /** The user a token belongs to, or null. A bot token gives its owner, with the bot's grant. */
   async authenticate(token: string): Promise<Principal | null> {
+    if (token.startsWith(BOT_TOKEN_PREFIX)) return this.botTokens ? this.botTokens.authenticate(token) : null;
     const known = this.hashes.get(token);
     const cached = known === undefined ? undefined : this.cache.get(known);
     if (cached && cached.until > this.now()) return cached.principal;

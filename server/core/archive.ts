@@ -40,6 +40,8 @@ interface ChunkMessage {
   body: string;
   client_id: string | null;
   attachment: unknown;
+  /** Absent in chunks written before bots. */
+  bot?: string | null;
 }
 
 /**
@@ -168,6 +170,18 @@ export class Archive {
     return found;
   }
 
+  /** An archived message by id: the conversation's chunks newest first (changes to archived messages are rare). */
+  async findById(conversationId: string, id: string): Promise<StoredMessage | null> {
+    let bound = Number.MAX_SAFE_INTEGER;
+    for (;;) {
+      const [chunk] = await this.store.archivesBefore(conversationId, bound, 1);
+      if (!chunk) return null;
+      const hit = (await this.open(chunk)).find((m) => m.id === id);
+      if (hit) return hit;
+      bound = chunk.fromSeq;
+    }
+  }
+
   /** A chunk's messages, oldest first, from the cache or the blob store. */
   private async open(chunk: ArchiveChunk): Promise<StoredMessage[]> {
     const hit = this.cache.get(chunk.blobKey);
@@ -203,6 +217,7 @@ function toChunkMessage(m: StoredMessage): ChunkMessage {
     body: m.body.toString('base64'),
     client_id: m.clientId,
     attachment: m.attachment,
+    ...(m.bot ? { bot: m.bot } : {}),
   };
 }
 
@@ -217,5 +232,6 @@ function fromChunkMessage(conversationId: string, r: ChunkMessage): StoredMessag
     body: Buffer.from(r.body, 'base64'),
     clientId: r.client_id,
     attachment: r.attachment ?? null,
+    bot: r.bot ?? null,
   };
 }

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ConversationRow, NewConversation, OpenOutcome, Role, Store } from '../store/store.js';
+import type { ConversationRow, NewConversation, OpenOutcome, Role, Store, WhoCanAdd } from '../store/store.js';
 import type { Principal } from './accounts.js';
 import { normaliseName } from './accounts.js';
 import { errors } from './errors.js';
@@ -56,12 +56,22 @@ export class Conversations {
     return { ...found.conversation, ...found.member };
   }
 
-  /** The group if I may manage its members (its owner or an admin): 403 otherwise. */
   /** The group if my role in it is one of `allowed` (403 otherwise); `what` names the action in the errors. */
   protected async requireRole(conversationId: unknown, me: Principal, allowed: readonly Role[], what: string): Promise<MemberConversation> {
     const conv = await this.requireMember(conversationId, me);
     if (conv.kind !== 'group') throw errors.badRequest(`${what} only in groups`, 'not_a_group');
     if (!allowed.includes(conv.role)) throw errors.forbidden(`only the group's ${allowed.join(' and ')}s may ${what}`);
+    return conv;
+  }
+
+  /**
+   * The group if I may add members to it (and manage its invite links): its owner and admins, or
+   * every member when its `who_can_add` is `members`. 403 otherwise.
+   */
+  async requireAdder(conversationId: unknown, me: Principal): Promise<MemberConversation> {
+    const conv = await this.requireMember(conversationId, me);
+    if (conv.kind !== 'group') throw errors.badRequest('members are added only to groups', 'not_a_group');
+    if (!mayAdd(conv.role, conv.who_can_add)) throw errors.forbidden("only the group's owner and admins may add members");
     return conv;
   }
 
@@ -119,8 +129,7 @@ export class Conversations {
   /** Create a group with me and the named members. */
   async createGroup(me: Principal, rawTitle: unknown, rawMembers: unknown, rawHistory?: unknown): Promise<ConversationView> {
     const history = historyOf(rawHistory ?? 'joined');
-    const title = typeof rawTitle === 'string' ? rawTitle.trim() : '';
-    if (title.length < 1 || title.length > 100) throw errors.badRequest('title must be 1-100 characters', 'bad_title');
+    const title = titleOf(rawTitle);
     const list = typeof rawMembers === 'string' ? rawMembers.split(',') : rawMembers;
     if (!Array.isArray(list)) throw errors.badRequest('members must be a list of names', 'bad_members');
     const names = [...new Set(list.map((n) => normaliseName(n)))].filter((n) => n !== me.name);
@@ -132,21 +141,81 @@ export class Conversations {
     const { wrapped } = this.keys.create(id);
     await this.opens.submit({ id, kind: 'group', title, wrappedKey: wrapped, ownerId: me.id, memberIds: [me.id, ...users.map((u) => Number(u.id))], history });
     this.remember({ id, kind: 'group', wrapped_key: wrapped });
-    return { id, kind: 'group', title, members: byName([me.name, ...names]), owner: me.name, admins: [], history };
+    return { id, kind: 'group', title, members: byName([me.name, ...names]), owner: me.name, admins: [], history, who_can_add: 'admins' };
   }
 
   /**
-   * Add a member to a group: its owner and admins may. What the newcomer reads follows the group's
-   * setting: from now on (the default), or its whole history.
+   * Add a member to a group: its owner and admins may, and every member when the group's
+   * `who_can_add` is `members`. What the newcomer reads follows the group's setting: from now on
+   * (the default), or its whole history.
    */
   async addMember(me: Principal, conversationId: unknown, rawName: unknown): Promise<void> {
-    const conv = await this.requireRole(conversationId, me, ['owner', 'admin'], 'add members');
+    const conv = await this.requireAdder(conversationId, me);
     const user = await this.store.userByName(normaliseName(rawName));
     if (!user) throw errors.notFound('user');
-    const count = (await this.store.members([conv.id])).length;
-    if (count >= MAX_MEMBERS) throw errors.conflict(`a group has at most ${MAX_MEMBERS} members`, 'group_full');
-    const { heads } = await this.store.changeMembers(conv.id, { add: Number(user.id) });
+    const { heads, full } = await this.store.changeMembers(conv.id, { add: Number(user.id), max: MAX_MEMBERS });
+    if (full) throw groupFull();
     this.notifier.wake(heads);
+  }
+
+  /**
+   * Join a group by myself (an invite link): joining is consent. Its view; 409 `group_full` when
+   * it already has MAX_MEMBERS. Already a member: nothing changes (I accept it, if I had not).
+   */
+  async join(me: Principal, conversationId: string): Promise<ConversationView> {
+    const { heads, changed, full } = await this.store.changeMembers(conversationId, { add: me.id, accepted: true, max: MAX_MEMBERS });
+    if (full) throw groupFull();
+    this.notifier.wake(heads);
+    if (!changed) await this.accept(me, conversationId);
+    return (await this.views(me, [conversationId]))[0]!;
+  }
+
+  /**
+   * I leave a group (change `member_left`). When I was its owner, ownership passes to the
+   * longest-standing admin, else the longest-standing member; the last member leaving leaves it
+   * empty, readable by no one.
+   */
+  async leave(me: Principal, conversationId: unknown): Promise<void> {
+    const conv = await this.requireMember(conversationId, me);
+    if (conv.kind !== 'group') throw errors.badRequest('only groups are left; decline a direct conversation', 'not_a_group');
+    const { heads } = await this.store.changeMembers(conv.id, { remove: me.id, left: true });
+    this.notifier.wake(heads);
+  }
+
+  /** Hand my group to another member (change `owner_changed`): the owner may; they become an admin. */
+  async transferOwnership(me: Principal, conversationId: unknown, rawName: unknown): Promise<void> {
+    const conv = await this.requireRole(conversationId, me, ['owner'], 'transfer ownership');
+    const name = normaliseName(rawName);
+    if (name === me.name) throw errors.badRequest('you already own this group', 'bad_name');
+    const target = (await this.store.members([conv.id])).find((m) => m.name === name);
+    if (!target) throw errors.notFound('member');
+    const { heads, changed } = await this.store.transferOwnership(conv.id, me.id, target.userId);
+    // Not changed: I stopped being the owner, or they left, a moment ago
+    if (!changed) throw errors.conflict('the group changed meanwhile; try again', 'conflict');
+    this.notifier.wake(heads);
+  }
+
+  /**
+   * Change a group's title (its owner and admins may; change `renamed`) and settings (its owner
+   * may: `history`, `who_can_add`; change `settings_changed`). At least one field; every field
+   * given must be mine to change, or nothing changes. Its view.
+   */
+  async changeSettings(
+    me: Principal,
+    conversationId: unknown,
+    change: { title?: unknown; history?: unknown; who_can_add?: unknown },
+  ): Promise<ConversationView> {
+    const title = change.title === undefined ? undefined : titleOf(change.title);
+    const history = change.history === undefined ? undefined : historyOf(change.history);
+    const whoCanAdd = change.who_can_add === undefined ? undefined : whoCanAddOf(change.who_can_add);
+    if (title === undefined && history === undefined && whoCanAdd === undefined) {
+      throw errors.badRequest('give `title`, `history` or `who_can_add`', 'bad_settings');
+    }
+    const settings = history !== undefined || whoCanAdd !== undefined;
+    const conv = await this.requireRole(conversationId, me, settings ? ['owner'] : ['owner', 'admin'], settings ? 'change settings' : 'rename it');
+    const { heads } = await this.store.changeGroup(conv.id, { title, history, whoCanAdd });
+    this.notifier.wake(heads);
+    return (await this.views(me, [conv.id]))[0]!;
   }
 
   /**
@@ -160,10 +229,11 @@ export class Conversations {
     const members = await this.store.members([conv.id]);
     const target = members.find((m) => m.name === name);
     if (!target) throw errors.notFound('member');
-    if (target.userId !== me.id && !(conv.role === 'owner' || (conv.role === 'admin' && target.role === 'member'))) {
+    const left = target.userId === me.id;
+    if (!left && !(conv.role === 'owner' || (conv.role === 'admin' && target.role === 'member'))) {
       throw errors.forbidden("only the group's owner removes admins, and only the owner and admins remove members");
     }
-    const { heads } = await this.store.changeMembers(conv.id, { remove: target.userId });
+    const { heads } = await this.store.changeMembers(conv.id, { remove: target.userId, left });
     this.notifier.wake(heads);
   }
 
@@ -183,7 +253,8 @@ export class Conversations {
    */
   async decline(me: Principal, conversationId: unknown): Promise<void> {
     const conv = await this.requireMember(conversationId, me);
-    const { heads } = await this.store.changeMembers(conv.id, { remove: me.id });
+    // Declining a group is leaving it (its owner's ownership passes on, as when leaving)
+    const { heads } = await this.store.changeMembers(conv.id, { remove: me.id, left: conv.kind === 'group' });
     this.notifier.wake(heads);
   }
 
@@ -199,10 +270,7 @@ export class Conversations {
 
   /** Change what members who join my group later may read (`joined` or `all`): the owner may. */
   async setHistory(me: Principal, conversationId: unknown, rawHistory: unknown): Promise<ConversationView> {
-    const conv = await this.requireRole(conversationId, me, ['owner'], 'change settings');
-    const { heads } = await this.store.setHistory(conv.id, historyOf(rawHistory));
-    this.notifier.wake(heads);
-    return (await this.views(me, [conv.id]))[0]!;
+    return this.changeSettings(me, conversationId, { history: rawHistory });
   }
 
   /** The kinds of some conversations (unknown ids left out), from this node's cache or the database. */
@@ -233,11 +301,33 @@ export class Conversations {
         continue;
       }
       const view: ConversationView = { id, kind: conv.kind, title: conv.title, members: mine.map((m) => m.name) };
-      if (conv.kind === 'group') Object.assign(view, rolesOf(mine), { history: conv.history });
+      if (conv.kind === 'group') Object.assign(view, rolesOf(mine), { history: conv.history, who_can_add: conv.who_can_add });
       out.push(view);
     }
     return out;
   }
+}
+
+/** Whether a member with this role may add members to a group with this `who_can_add`. */
+export function mayAdd(role: Role, whoCanAdd: WhoCanAdd): boolean {
+  return role === 'owner' || role === 'admin' || whoCanAdd === 'members';
+}
+
+function groupFull() {
+  return errors.conflict(`a group has at most ${MAX_MEMBERS} members`, 'group_full');
+}
+
+/** A group's title from input: 1-100 characters once trimmed. */
+function titleOf(raw: unknown): string {
+  const title = typeof raw === 'string' ? raw.trim() : '';
+  if (title.length < 1 || title.length > 100) throw errors.badRequest('title must be 1-100 characters', 'bad_title');
+  return title;
+}
+
+/** Who may add members, from input: `admins` or `members`. */
+function whoCanAddOf(raw: unknown): WhoCanAdd {
+  if (raw === 'admins' || raw === 'members') return raw;
+  throw errors.badRequest('who_can_add must be "admins" or "members"', 'bad_who_can_add');
 }
 
 /** A group's history setting from input: `joined` or `all`. */

@@ -20,8 +20,11 @@ export const errors = {
   unauthorized: (message = 'missing or invalid token') => new AppError(401, 'unauthorized', message),
   badCredentials: () => new AppError(401, 'bad_credentials', 'wrong name or password'),
   forbidden: (message = 'not allowed') => new AppError(403, 'forbidden', message),
+  /** A bot token used for what its scope does not allow (docs/api.md, Bots and webhooks). */
+  outOfScope: (message = 'this bot token may not do that') => new AppError(403, 'out_of_scope', message),
   notFound: (what = 'resource') => new AppError(404, 'not_found', `${what} not found`),
   conflict: (message: string, code = 'conflict') => new AppError(409, code, message),
+  gone: (message: string, code = 'gone') => new AppError(410, code, message),
   tooLarge: (message = 'request body too large') => new AppError(413, 'too_large', message),
   unsupportedType: (message = 'unsupported content type') => new AppError(415, 'unsupported_type', message),
   unprocessable: (message: string, code = 'unprocessable') => new AppError(422, code, message),

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { hasContent, type MemberPosition, type NewMessage, type SendOutcome, type Singles, type Store, type StoredMessage } from '../store/store.js';
 import type { Principal } from './accounts.js';
 import type { Archive } from './archive.js';
+import type { MessageChanges } from './changes.js';
 import { Conversations, newId } from './conversations.js';
 import { errors } from './errors.js';
 import { GroupCommit } from './group-commit.js';
@@ -29,6 +30,10 @@ export interface SendInput {
   clientId?: unknown;
   /** Set by the files route: the attachment of an uploaded file. */
   attachment?: Record<string, unknown> | null;
+  /** Set by the bots: the name of the bot token or webhook the message is posted through. */
+  bot?: string | null;
+  /** The id of the message this one replies to (issue 13). */
+  replyTo?: unknown;
 }
 
 /** Conversations and messages: sending (group-committed), history, read positions, typing, rendering. */
@@ -36,6 +41,10 @@ export class Messaging extends Conversations {
   private readonly sends: GroupCommit<NewMessage, SendOutcome>;
   /** Plain texts of the messages being committed, by message id (for carried wake-ups). */
   private readonly texts = new Map<string, string>();
+  /** The reply_to views of the messages being committed, by message id (for carried wake-ups). */
+  private readonly replies = new Map<string, NonNullable<MessageView['reply_to']>>();
+  /** Edits, deletes, replies and reactions, laid over every rendered message (set by Core). */
+  changes: MessageChanges | undefined;
 
   constructor(
     store: Store,
@@ -73,14 +82,27 @@ export class Messaging extends Conversations {
       const conv = m && this.meta.get(m.conversationId);
       if (!m || text === undefined || !conv) continue;
       if (userId === m.senderId) {
-        events.set(userId, { type: 'message', message: viewOf(m, text, userId, conv.kind, []) });
+        events.set(userId, { type: 'message', message: this.withReply(viewOf(m, text, userId, conv.kind, [])) });
         continue;
       }
       let event = forOthers.get(m.id);
-      if (!event) forOthers.set(m.id, (event = { type: 'message', message: viewOf(m, text, userId, conv.kind, []) }));
+      if (!event) forOthers.set(m.id, (event = { type: 'message', message: this.withReply(viewOf(m, text, userId, conv.kind, [])) }));
       events.set(userId, event);
     }
     return events;
+  }
+
+  /** A new message's view with the reply_to it is being sent with. */
+  private withReply(view: MessageView): MessageView {
+    const reply = this.replies.get(view.id);
+    if (reply) view.reply_to = reply;
+    return view;
+  }
+
+  /** The key of a conversation (for the texts laid over messages), null when it is gone. */
+  async keyFor(conversationId: string): Promise<Buffer | null> {
+    const conv = await this.metaOf(conversationId);
+    return conv ? this.keyOf(conv) : null;
   }
 
   /** Send a text (and maybe an attachment). A client_id already used by me here returns the first message. */
@@ -102,9 +124,14 @@ export class Messaging extends Conversations {
       clientId = input.clientId;
     }
     const id = newId('m');
+    const hasReply = input.replyTo !== undefined && input.replyTo !== null && input.replyTo !== '';
+    if (hasReply && !this.changes) throw errors.badRequest('replies are not available', 'bad_reply_to');
+    // Recorded before the send commits (an unsent message's row is forgotten below)
+    const reply = hasReply ? await this.changes!.prepareReply(me, conv.id, id, input.replyTo) : undefined;
+    if (reply) this.replies.set(id, reply);
     const body = this.keys.sealText(this.keyOf(conv), conv.id, id, text);
     this.texts.set(id, text); // for the wake-ups of its batch
-    let outcome: SendOutcome;
+    let outcome: SendOutcome | undefined;
     try {
       outcome = await this.sends.submit({
         id,
@@ -114,9 +141,13 @@ export class Messaging extends Conversations {
         body,
         clientId,
         attachment: input.attachment ?? null,
+        // A bot token's sends carry its name, as a webhook's do
+        bot: input.bot ?? me.bot?.name ?? null,
       });
     } finally {
       this.texts.delete(id);
+      this.replies.delete(id);
+      if (hasReply && !(outcome?.ok && outcome.created)) await this.changes!.forgetReply(conv.id, id);
     }
     if (!outcome.ok) {
       throw outcome.reason === 'not_member' ? errors.forbidden('you are not a member of this conversation') : errors.notFound('conversation');
@@ -124,6 +155,8 @@ export class Messaging extends Conversations {
     if (outcome.created) this.onSent(1);
     // Just committed: nobody has it yet, so its status is "sent" without asking the database.
     const [view] = await this.renderMessages(me, [outcome.message], outcome.created);
+    // A new message has no changes yet but its reply (rendered fresh, without reading them)
+    if (outcome.created && reply) view!.reply_to = reply;
     return { message: view!, created: outcome.created };
   }
 
@@ -185,7 +218,7 @@ export class Messaging extends Conversations {
       kind: r.kind,
       title: r.title,
       members: r.roster.map((m) => m.name),
-      ...(r.kind === 'group' ? { ...rolesOf(r.roster), history: r.history } : {}),
+      ...(r.kind === 'group' ? { ...rolesOf(r.roster), history: r.history, who_can_add: r.whoCanAdd } : {}),
       accepted: r.accepted,
       unread: r.unread,
       last_message: rendered.get(r.id) ?? null,
@@ -224,5 +257,6 @@ export class Messaging extends Conversations {
       }
       out.push(viewOf(m, text, me.id, conv.kind, byConv.get(m.conversationId) ?? []));
     }
-    return out;
+    // A message just sent has no edits, reactions or deletion yet: send adds its reply itself
+    return this.changes && !fresh ? this.changes.apply(me, messages, out) : out;
   }}

@@ -52,15 +52,16 @@ export class Streams {
    * Resolve where a poll starts: `since` checked against the stream (400 bad_cursor when
    * malformed or beyond its end) and acknowledged; without it, the oldest unacknowledged event.
    * Also says where the stream ends, so a poll that is up to date parks without reading.
+   * `acknowledge: false` checks `since` without acknowledging it (a bot reading).
    */
-  async begin(user: Principal, since: unknown): Promise<{ after: number; head: number }> {
+  async begin(user: Principal, since: unknown, acknowledge = true): Promise<{ after: number; head: number }> {
     const given = since !== undefined && since !== null && since !== '';
     const seq = given ? decodeCursor(since) : null;
     if (given && seq === null) throw errors.badCursor();
     const pos = await this.store.pollStart(user.id, seq);
     if (seq === null) return { after: pos.acked, head: pos.head };
     if (seq > pos.head) throw errors.badCursor();
-    if (pos.needsDelivery) await this.acknowledge(user, seq);
+    if (pos.needsDelivery && acknowledge) await this.acknowledge(user, seq);
     return { after: seq, head: pos.head };
   }
 
@@ -116,6 +117,7 @@ export class Streams {
     const byId = new Map(messages.map((m) => [m.id, m]));
     const convIds = entries.filter((e) => e.type === 'conversation' && e.conversationId).map((e) => e.conversationId!);
     const convs = new Map((await this.messaging.views(user, convIds)).map((c) => [c.id, c]));
+    const changed = (await this.messaging.changes?.eventsFor(user, entries)) ?? new Map<number, StreamEvent>();
     const out: StreamEvent[] = [];
     for (const e of entries) {
       switch (e.type) {
@@ -134,6 +136,11 @@ export class Streams {
         case 'conversation': {
           const c = convs.get(e.conversationId!);
           if (c) out.push({ type: 'conversation', conversation: c, change: e.payload?.change as ConversationChange | undefined });
+          break;
+        }
+        case 'message_changed': {
+          const c = changed.get(e.seq);
+          if (c) out.push(c);
           break;
         }
         default:

@@ -1,4 +1,4 @@
-import type { MemberPosition, Role, StoredMessage } from '../store/store.js';
+import type { MemberPosition, Role, StoredMessage, WhoCanAdd } from '../store/store.js';
 
 /** What the API shows: messages and conversations as one viewer sees them, and how their status is worked out. */
 
@@ -15,6 +15,21 @@ export interface MessageView {
   status?: 'sent' | 'delivered' | 'read';
   delivered_to?: string[];
   read_by?: string[];
+  /** Posted through a bot token or an incoming webhook: its name. */
+  bot?: string;
+  /** The message this one replies to, as it is now (its text cut to 200 characters; "" once deleted). */
+  reply_to?: { id: string; from: string; text: string; deleted?: true };
+  /** When it was last edited. */
+  edited_at?: string;
+  /** Deleted for everyone: a tombstone (text "", no attachment, no reactions). */
+  deleted?: true;
+  /** Who reacted with what: each emoji in first-use order, with the names of who chose it. */
+  reactions?: Array<{ emoji: string; users: string[] }>;
+  /**
+   * RETENTION=until-delivered: the server no longer holds this message's original text and file
+   * (only in change events): keep your own copy of them and apply the rest of the view.
+   */
+  purged?: true;
 }
 
 /** A conversation as the API shows it. */
@@ -27,6 +42,8 @@ export interface ConversationView {
   owner?: string | null;
   admins?: string[];
   history?: 'joined' | 'all';
+  /** Groups: who may add members and manage invite links (`admins`: the owner and admins; `members`: everyone). */
+  who_can_add?: WhoCanAdd;
   /** In my list: whether I consented to it (false: a request someone made of me). */
   accepted?: boolean;
   unread?: number;
@@ -55,6 +72,7 @@ export function viewOf(m: StoredMessage, text: string, viewer: number, kind: 'di
     sent_at: m.sentAt.toISOString(),
   };
   if (m.attachment) view.attachment = m.attachment;
+  if (m.bot) view.bot = m.bot;
   if (m.clientId !== null && m.senderId === viewer) view.client_id = m.clientId;
   if (m.senderId === viewer) Object.assign(view, statusOf(m.seq, others, kind));
   return view;

@@ -7,6 +7,9 @@ import { poll, parseWait } from '../transports/longpoll.js';
 import type { ParkingLot } from '../transports/parking.js';
 import { addressOf, requireUser, userOf } from './auth.js';
 import { sendJson } from './errors.js';
+import { groupsRouter } from './routes-groups.js';
+import { botsRouter } from './routes-bots.js';
+import { messagesRouter } from './routes-messages.js';
 
 /** What the API routes need. */
 export interface ApiDeps {
@@ -32,6 +35,8 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
   const { core, store, lot } = deps;
   const router = Router();
   const auth = requireUser(core);
+  router.use(groupsRouter(deps, auth)); // groups: settings, leave, owner, invite links
+  router.use(botsRouter({ core, lot }, auth)); // before /events: a bot token's poll is answered there
 
   router.post('/register', async (req, res) => {
     await core.limits.register(addressOf(req));
@@ -101,10 +106,6 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     res.status(204).end();
   });
 
-  router.post('/conversations/:id/settings', auth, async (req, res) => {
-    sendJson(res, 200, { conversation: await core.messaging.setHistory(userOf(res), req.params['id'], field(req, 'history')) });
-  });
-
   router.post('/conversations/:id/members', auth, async (req, res) => {
     await core.messaging.addMember(userOf(res), req.params['id'], field(req, 'name'));
     res.status(204).end();
@@ -124,6 +125,7 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     const { message, created } = await core.messaging.send(userOf(res), req.params['id'], {
       text: field(req, 'text'),
       clientId: field(req, 'client_id'),
+      replyTo: field(req, 'reply_to'),
     });
     sendJson(res, created ? 201 : 200, { message });
   });
@@ -137,6 +139,8 @@ export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typ
     await core.messaging.typing(userOf(res), req.params['id']);
     res.status(204).end();
   });
+
+  router.use(messagesRouter(core, auth));
 
   const events = async (req: Request, res: Response) => {
     const me = userOf(res);

@@ -71,6 +71,11 @@ export function isBadInput(err: unknown): boolean {
   return typeof code === 'string' && BAD_INPUT_STATES.has(code);
 }
 
+/** A request's path as logs show it: a webhook's secret (the path is its credential) is left out. */
+export function loggedPath(path: string): string {
+  return path.replace(/^\/api\/hooks\/[^/]+/, '/api/hooks/:secret');
+}
+
 /**
  * The last middleware: every error becomes `{error: {code, message}}`. An outage of the database
  * or Redis is 503 with Retry-After; a value the database refused is 400; other unknown errors are
@@ -80,16 +85,16 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     let known = err instanceof AppError ? err : fromParser(err as { type?: string; status?: number });
     if (!known && isOutage(err)) {
-      log.warn({ err, method: req.method, url: req.path }, 'a backing service is unavailable');
+      log.warn({ err, method: req.method, url: loggedPath(req.path) }, 'a backing service is unavailable');
       known = errors.unavailable('the database or Redis is unavailable; retry shortly');
     } else if (!known && isBadInput(err)) {
       // warn: the client gets its 400, and the missing check at the edge gets noticed.
-      log.warn({ err, method: req.method, url: req.path }, 'the database refused a value of the request');
+      log.warn({ err, method: req.method, url: loggedPath(req.path) }, 'the database refused a value of the request');
       known = errors.badRequest('a value of the request cannot be stored', 'bad_input');
     }
     if (res.headersSent) {
       // The path only: a query string may carry access_token (never logged).
-      log.warn({ err, url: req.path }, 'error after headers were sent');
+      log.warn({ err, url: loggedPath(req.path) }, 'error after headers were sent');
       res.destroy(); // the client sees a cut answer, not one that never ends
       return;
     }
@@ -98,7 +103,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       sendJson(res, known.status, { error: { code: known.code, message: known.message } });
       return;
     }
-    log.error({ err, method: req.method, url: req.path }, 'unexpected error');
+    log.error({ err, method: req.method, url: loggedPath(req.path) }, 'unexpected error');
     sendJson(res, 500, { error: { code: 'internal', message: 'internal error' } });
   };
 }

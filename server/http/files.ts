@@ -3,17 +3,15 @@ import multer, { MulterError } from 'multer';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
-import { BlobNotFound, newBlobKey, type Blobs } from '../blobs/blobs.js';
+import { BlobNotFound, type Blobs } from '../blobs/blobs.js';
 import { SealedBlobs } from '../blobs/seal.js';
 import type { Config } from '../config.js';
 import type { Core } from '../core/core.js';
 import { AppError, errors } from '../core/errors.js';
-import { newId } from '../core/messaging.js';
 import { toBuffer, type Queryable } from '../store/db.js';
-import { Attachments, type AttachmentRecord, type ThumbnailRecord } from '../media/attachments.js';
-import { cleanFileName, contentDisposition } from '../media/names.js';
+import { Attachments } from '../media/attachments.js';
+import { contentDisposition } from '../media/names.js';
 import { isInlineImage } from '../media/sniff.js';
-import { processImage, type Thumbnail } from '../media/thumbnails.js';
 import { sealedStorage, setUploadTarget, type StoredFile } from '../media/upload.js';
 import { userOf } from './auth.js';
 import { sendJson } from './errors.js';
@@ -28,21 +26,7 @@ export interface FilesDeps {
   log: Logger;
 }
 
-/** The attachment object of a message (docs/api.md), as the sender's answer and every member's event carry it. */
-export interface AttachmentView {
-  id: string;
-  name: string;
-  type: string;
-  size: number;
-  width?: number;
-  height?: number;
-  url: string;
-  thumbnail_url?: string;
-  thumbnail_type?: string;
-  thumbnail_width?: number;
-  thumbnail_height?: number;
-  small_thumbnail_url?: string;
-}
+export { attachmentView, type AttachmentView } from '../core/uploads.js';
 
 // Room for the multipart framing and the text/client_id fields around the file: a request whose
 // Content-Length says it is larger than the file limit plus this cannot be a valid upload.
@@ -51,23 +35,6 @@ const MULTIPART_OVERHEAD = 256 * 1024;
 // group), and a day bounds how long a shared computer keeps it. Files never change, so no revalidation.
 const CACHE_CONTROL = 'private, max-age=86400';
 const FILE_ID = /^f[A-Za-z0-9_-]{1,63}$/;
-
-/** The attachment as the API shows it. */
-export function attachmentView(a: AttachmentRecord): AttachmentView {
-  const url = `/api/files/${a.id}`;
-  const view: AttachmentView = { id: a.id, name: a.name, type: a.type, size: a.size, url };
-  if (a.width !== null) view.width = a.width;
-  if (a.height !== null) view.height = a.height;
-  const large = a.thumbnails?.large;
-  if (large) {
-    view.thumbnail_url = `${url}/thumbnail`;
-    view.thumbnail_type = large.type;
-    view.thumbnail_width = large.width;
-    view.thumbnail_height = large.height;
-  }
-  if (a.thumbnails?.small) view.small_thumbnail_url = `${url}/thumbnail?size=small`;
-  return view;
-}
 
 /** multer's and busboy's errors as Parley's codes; anything else passes through. */
 function fromMulter(err: unknown, limit: number): unknown {
@@ -98,6 +65,7 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
   const sealed = new SealedBlobs(deps.blobs);
   const attachments = new Attachments(deps.db);
   const router = Router();
+  const uploads = core.uploads;
   const upload = multer({
     storage: sealedStorage(sealed),
     defParamCharset: 'utf8', // file names as UTF-8 (browsers send them so), not busboy's latin1
@@ -107,76 +75,31 @@ export function filesRouter(deps: FilesDeps, auth: RequestHandler): Router {
   const receive = (req: Request, res: Response) =>
     new Promise<void>((resolve, reject) => upload(req, res, (err?: unknown) => (err ? reject(fromMulter(err, config.uploadLimit)) : resolve())));
 
-  const removeBlobs = async (keys: readonly string[]) => {
-    for (const key of keys) await deps.blobs.delete(key).catch((err) => log.error({ err, key }, 'could not remove a blob'));
-  };
-
   router.post('/conversations/:id/files', auth, async (req: Request, res: Response) => {
     const me = userOf(res);
-    const conv = await core.messaging.requireMember(req.params['id'], me);
-    if (!req.is('multipart/form-data')) throw errors.unsupportedType('send the file as multipart/form-data');
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > config.uploadLimit + MULTIPART_OVERHEAD) {
-      throw errors.tooLarge(`file is larger than ${config.uploadLimit} bytes`);
-    }
-    await core.limits.upload(me.id);
-    const dataKey = core.messaging.keyOf(conv);
-    setUploadTarget(req, { dataKey, limit: config.uploadLimit, ...(Number.isFinite(declared) ? { expected: declared } : {}) });
+    const target = await uploads.begin(me, req.params['id'], () => {
+      if (!req.is('multipart/form-data')) throw errors.unsupportedType('send the file as multipart/form-data');
+      if (Number.isFinite(declared) && declared > config.uploadLimit + MULTIPART_OVERHEAD) {
+        throw errors.tooLarge(`file is larger than ${config.uploadLimit} bytes`);
+      }
+    });
+    setUploadTarget(req, { dataKey: target.dataKey, limit: config.uploadLimit, ...(Number.isFinite(declared) ? { expected: declared } : {}) });
     await receive(req, res);
     const file = req.file as unknown as (Express.Multer.File & StoredFile) | undefined;
     if (!file) throw errors.badRequest('attach the file in the multipart field `file`', 'no_file');
-
-    const blobKeys = [file.blobKey];
-    let recorded: string | undefined;
-    try {
-      requireCleanText(req.body, 'the form'); // multipart fields are parsed here, after the edge's check
-      if (file.size === 0) throw errors.badRequest('the file is empty', 'empty_file');
-      const image = file.imageBytes ? await processImage(file.imageBytes, config.imagePixelLimit, log) : {};
-      file.imageBytes = undefined; // let the bytes go before the message round trip
-      const thumbnails: { small?: ThumbnailRecord; large?: ThumbnailRecord } = {};
-      for (const [which, thumb] of [['small', image.small], ['large', image.large]] as const) {
-        if (!thumb) continue;
-        thumbnails[which] = await storeThumbnail(thumb);
-      }
-      const record: AttachmentRecord = {
-        id: newId('f'),
-        conversationId: conv.id,
-        uploaderId: me.id,
-        name: cleanFileName(file.originalname),
-        type: file.sniffed.type,
-        size: file.size,
-        width: image.width ?? null,
-        height: image.height ?? null,
-        blobKey: file.blobKey,
-        thumbnails: thumbnails.large || thumbnails.small ? thumbnails : null,
-      };
-      await attachments.insert(record);
-      recorded = record.id;
-      const body = (req.body ?? {}) as Record<string, unknown>;
-      const { message, created } = await core.messaging.send(me, conv.id, {
-        text: body['text'],
-        clientId: body['client_id'],
-        attachment: { ...attachmentView(record) },
-      });
-      if (!created) {
-        // A retried upload (same client_id): the first message stands, this copy goes.
-        await attachments.delete(record.id);
-        await removeBlobs(blobKeys);
-      }
-      log.info({ file: record.id, conversation: conv.id, type: record.type, size: record.size, thumbnails: Boolean(record.thumbnails) }, 'file uploaded');
-      sendJson(res, created ? 201 : 200, { message });
-    } catch (err) {
-      if (recorded) await attachments.delete(recorded).catch((e) => log.error({ err: e }, 'could not remove an attachment row'));
-      await removeBlobs(blobKeys);
-      throw err;
-    }
-
-    async function storeThumbnail(t: Thumbnail): Promise<ThumbnailRecord> {
-      const key = newBlobKey('t');
-      blobKeys.push(key);
-      await sealed.put(dataKey, key, Readable.from([t.data]));
-      return { key, type: t.type, width: t.width, height: t.height, size: t.data.length };
-    }
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const received = { blobKey: file.blobKey, size: file.size, sniffed: file.sniffed, imageBytes: file.imageBytes, originalName: file.originalname };
+    file.imageBytes = undefined; // the use case holds the only reference, and lets it go after the thumbnails
+    const { message, created } = await uploads.finish(
+      me,
+      target,
+      received,
+      { text: body['text'], clientId: body['client_id'], replyTo: body['reply_to'] },
+      // multipart fields are parsed here, after the edge's check
+      () => requireCleanText(req.body, 'the form'),
+    );
+    sendJson(res, created ? 201 : 200, { message });
   });
 
   async function serve(req: Request, res: Response, variant: 'original' | 'small' | 'large') {

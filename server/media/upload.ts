@@ -124,3 +124,17 @@ export function sealedStorage(blobs: SealedBlobs): StorageEngine {
     },
   };
 }
+
+/**
+ * The same path for a raw body (an XEP-0363 PUT, a re-sealed file): stream it into a new sealed blob
+ * under `dataKey`, counting, enforcing the limit and sniffing as the multipart path does. On failure
+ * no blob is left (SealedBlobs.put) and the error goes on.
+ */
+export async function storeStream(blobs: SealedBlobs, dataKey: Buffer, body: NodeJS.ReadableStream, limit: number, expected = limit): Promise<StoredFile> {
+  const key = newBlobKey('f');
+  const inspector = new Inspector(limit, expected);
+  body.once('error', (err: Error) => inspector.destroy(err));
+  body.pipe(inspector);
+  await blobs.put(dataKey, key, inspector);
+  return { blobKey: key, size: inspector.size, sniffed: inspector.sniffed!, imageBytes: inspector.takeImageBytes() };
+}

@@ -1,9 +1,9 @@
 import { toBuffer, type Database } from './db.js';
-import { MESSAGE_COLUMNS, toMessage, type ConversationRow, type ConversationSummary, type MessageRow, type NewConversation, type OpenOutcome, type Role } from './rows.js';
+import { MESSAGE_COLUMNS, toMessage, type ConversationRow, type ConversationSummary, type MessageRow, type NewConversation, type OpenOutcome, type Role, type WhoCanAdd } from './rows.js';
 import { directKey, HAS_CONTENT } from './sql-rules.js';
 import type { StreamHeads } from './streams.js';
 
-const CONVERSATION_COLUMNS = 'c.id, c.kind, c.title, c.wrapped_key, c.last_seq, c.created_at, c.history';
+const CONVERSATION_COLUMNS = 'c.id, c.kind, c.title, c.wrapped_key, c.last_seq, c.created_at, c.history, c.who_can_add';
 
 /** Conversations: finding them, opening them, each viewer's list, and their wrapped keys. */
 export class Conversations {
@@ -114,10 +114,11 @@ export class Conversations {
       roles: Role[] | null;
       accepted: boolean;
       history: 'joined' | 'all';
+      who_can_add: WhoCanAdd;
     }>(
       `SELECT c.id, c.kind, c.title, c.wrapped_key, c.last_seq, me.read_seq,
          (SELECT count(*)::int FROM messages x WHERE x.conversation_id = c.id AND x.seq > me.read_seq AND x.sender_id <> $1) AS unread,
-         r.names, r.roles, c.history, me.accepted
+         r.names, r.roles, c.history, c.who_can_add, me.accepted
        FROM members me JOIN conversations c ON c.id = me.conversation_id
        CROSS JOIN LATERAL (SELECT array_agg(u.name ORDER BY u.name COLLATE "C") AS names, array_agg(o.role ORDER BY u.name COLLATE "C") AS roles
                            FROM members o JOIN users u ON u.id = o.user_id WHERE o.conversation_id = c.id) r
@@ -142,6 +143,7 @@ export class Conversations {
       unread: Number(r.unread),
       roster: (r.names ?? []).map((name, i) => ({ name, role: r.roles![i]! })),
       history: r.history,
+      whoCanAdd: r.who_can_add,
       accepted: Boolean(r.accepted),
       lastMessage: lastBy.get(r.id) ?? null,
     }));

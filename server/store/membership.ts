@@ -1,32 +1,57 @@
 import type { Database, Queryable } from './db.js';
-import type { MemberPosition, Role } from './rows.js';
+import type { MemberPosition, Role, WhoCanAdd } from './rows.js';
 import { appendEntries, type StreamHeads } from './streams.js';
 
 /** What a membership change did: the heads of the streams it told, and whether anything changed. */
 export interface MembershipChange {
   heads: StreamHeads;
   changed: boolean;
+  /** An addition refused: the group already had `max` members. */
+  full?: boolean;
 }
 
 const UNCHANGED = (): MembershipChange => ({ heads: new Map(), changed: false });
 
 /**
  * Lock the conversation's row first: no message commits between reading where the conversation
- * stands and the membership write (lock order: conversations → members → users).
+ * stands and the membership write (lock order: conversations → members → users). Its kind, or
+ * null when it does not exist.
  */
-async function lockConversation(tx: Queryable, conversationId: string): Promise<void> {
-  await tx.query('SELECT id FROM conversations WHERE id = $1 FOR NO KEY UPDATE', [conversationId]);
+export async function lockConversation(tx: Queryable, conversationId: string): Promise<'direct' | 'group' | null> {
+  const rows = await tx.query<{ kind: 'direct' | 'group' }>('SELECT kind FROM conversations WHERE id = $1 FOR NO KEY UPDATE', [conversationId]);
+  return rows[0]?.kind ?? null;
 }
 
-/** A "conversation" entry with `change` to every member (and to a member just removed). */
-async function tellMembers(tx: Queryable, conversationId: string, change: string, removed?: number): Promise<StreamHeads> {
-  const members = await tx.query<{ user_id: number }>('SELECT user_id FROM members WHERE conversation_id = $1', [conversationId]);
-  const concerned = new Set(members.map((m) => Number(m.user_id)));
-  if (removed !== undefined) concerned.add(removed);
-  return appendEntries(
-    tx,
-    [...concerned].map((userId) => ({ userId, type: 'conversation', conversationId, payload: { change } })),
+/**
+ * A "conversation" entry for each of `changes` (in order) to every member (and to a member just
+ * removed, who is told of the first change only: what happens after they left is not theirs).
+ */
+export async function tellMembers(tx: Queryable, conversationId: string, change: string | readonly string[], removed?: number): Promise<StreamHeads> {
+  const changes = typeof change === 'string' ? [change] : change;
+  const members = await tx.query<{ user_id: number }>('SELECT user_id FROM members WHERE conversation_id = $1 ORDER BY user_id', [conversationId]);
+  const ids = members.map((m) => Number(m.user_id)).filter((id) => id !== removed);
+  const entries = (userId: number, c: string) => ({ userId, type: 'conversation', conversationId, payload: { change: c } });
+  return appendEntries(tx, [
+    ...(removed !== undefined && changes.length > 0 ? [entries(removed, changes[0]!)] : []),
+    ...changes.flatMap((c) => ids.map((userId) => entries(userId, c))),
+  ]);
+}
+
+/**
+ * After the owner of a group left: ownership passes to the longest-standing admin, else the
+ * longest-standing member (earliest joined, then lowest id); none when the group is now empty.
+ * The caller holds the conversation's lock. Whether someone became the owner.
+ */
+async function passOwnership(tx: Queryable, conversationId: string): Promise<boolean> {
+  const rows = await tx.query(
+    `UPDATE members SET role = 'owner'
+     WHERE conversation_id = $1 AND user_id = (
+       SELECT user_id FROM members WHERE conversation_id = $1
+       ORDER BY (role = 'admin') DESC, joined_at, user_id LIMIT 1)
+     RETURNING user_id`,
+    [conversationId],
   );
+  return rows.length > 0;
 }
 
 /** Who is in a conversation: adding and removing members, consent, roles, what newcomers read. */
@@ -36,12 +61,25 @@ export class Membership {
   /** Add or remove a member; appends a "conversation" entry for everyone concerned. */
   async changeMembers(
     conversationId: string,
-    /** accepted: the one added consents (they add themselves back); someone else's addition waits for it. */
-    change: { add?: number; remove?: number; accepted?: boolean },
+    /**
+     * accepted: the one added consents (they add themselves back, or join by a link); someone
+     * else's addition waits for it. max: refuse an addition to a conversation that already has so
+     * many members (counted under the lock, so two additions cannot both take the last place).
+     * left: the one removed left by themselves (change `member_left`, not `member_removed`).
+     * When a group's owner is removed, ownership passes on (change `owner_changed`).
+     */
+    change: { add?: number; remove?: number; accepted?: boolean; max?: number; left?: boolean },
   ): Promise<MembershipChange> {
     return this.db.transaction(async (tx) => {
-      await lockConversation(tx, conversationId);
+      const kind = await lockConversation(tx, conversationId);
       let changed = false;
+      if (change.add !== undefined && change.max !== undefined) {
+        const rows = await tx.query<{ n: number; mine: boolean }>(
+          'SELECT count(*)::int AS n, bool_or(user_id = $2) AS mine FROM members WHERE conversation_id = $1',
+          [conversationId, change.add],
+        );
+        if (!rows[0]?.mine && Number(rows[0]?.n ?? 0) >= change.max) return { ...UNCHANGED(), full: true };
+      }
       if (change.add !== undefined) {
         // A group that shows new members its history from when they joined starts them at its last
         // message: they read what comes next, and count as having read (and received) the rest.
@@ -55,15 +93,18 @@ export class Membership {
         );
         changed = rows.length > 0;
       }
+      let ownerChanged = false;
       if (change.remove !== undefined) {
-        const rows = await tx.query('DELETE FROM members WHERE conversation_id = $1 AND user_id = $2 RETURNING user_id', [
+        const rows = await tx.query<{ role: Role }>('DELETE FROM members WHERE conversation_id = $1 AND user_id = $2 RETURNING role', [
           conversationId,
           change.remove,
         ]);
         changed = rows.length > 0;
+        if (kind === 'group' && rows[0]?.role === 'owner') ownerChanged = await passOwnership(tx, conversationId);
       }
       if (!changed) return UNCHANGED();
-      const heads = await tellMembers(tx, conversationId, change.add !== undefined ? 'member_added' : 'member_removed', change.remove);
+      const first = change.add !== undefined ? 'member_added' : change.left ? 'member_left' : 'member_removed';
+      const heads = await tellMembers(tx, conversationId, ownerChanged ? [first, 'owner_changed'] : [first], change.remove);
       return { heads, changed };
     });
   }
@@ -117,6 +158,61 @@ export class Membership {
       );
       if (rows.length === 0) return UNCHANGED();
       return { heads: await tellMembers(tx, conversationId, 'settings_changed'), changed: true };
+    });
+  }
+
+  /**
+   * Hand a group's ownership from `from` to `to` (who becomes the owner; `from` an admin), in one
+   * statement over both rows locked in id order. Unchanged when `from` is no longer the owner or
+   * `to` no longer a member.
+   */
+  async transferOwnership(conversationId: string, from: number, to: number): Promise<MembershipChange> {
+    return this.db.transaction(async (tx) => {
+      if ((await lockConversation(tx, conversationId)) !== 'group') return UNCHANGED();
+      const rows = await tx.query<{ user_id: number; role: Role }>(
+        'SELECT user_id, role FROM members WHERE conversation_id = $1 AND user_id = ANY($2::bigint[]) ORDER BY user_id FOR NO KEY UPDATE',
+        [conversationId, [from, to]],
+      );
+      const owner = rows.find((r) => Number(r.user_id) === from);
+      if (from === to || rows.length !== 2 || owner?.role !== 'owner') return UNCHANGED();
+      await tx.query(
+        `UPDATE members SET role = CASE WHEN user_id = $2 THEN 'admin' ELSE 'owner' END
+         WHERE conversation_id = $1 AND user_id = ANY(ARRAY[$2, $3]::bigint[])`,
+        [conversationId, from, to],
+      );
+      return { heads: await tellMembers(tx, conversationId, 'owner_changed'), changed: true };
+    });
+  }
+
+  /**
+   * Change a group's title and settings (the fields given); one entry per kind of change to every
+   * member: `renamed` for the title, `settings_changed` for history and who_can_add. Unchanged
+   * when every field already was so.
+   */
+  async changeGroup(
+    conversationId: string,
+    change: { title?: string; history?: 'joined' | 'all'; whoCanAdd?: WhoCanAdd },
+  ): Promise<MembershipChange> {
+    return this.db.transaction(async (tx) => {
+      if ((await lockConversation(tx, conversationId)) !== 'group') return UNCHANGED();
+      const rows = await tx.query<{ title: string | null; history: string; who_can_add: string }>(
+        'SELECT title, history, who_can_add FROM conversations WHERE id = $1',
+        [conversationId],
+      );
+      const before = rows[0];
+      if (!before) return UNCHANGED();
+      const renamed = change.title !== undefined && change.title !== before.title;
+      const settings =
+        (change.history !== undefined && change.history !== before.history) ||
+        (change.whoCanAdd !== undefined && change.whoCanAdd !== before.who_can_add);
+      if (!renamed && !settings) return UNCHANGED();
+      await tx.query(
+        `UPDATE conversations SET title = coalesce($2, title), history = coalesce($3, history), who_can_add = coalesce($4, who_can_add)
+         WHERE id = $1`,
+        [conversationId, change.title ?? null, change.history ?? null, change.whoCanAdd ?? null],
+      );
+      const changes = [...(renamed ? ['renamed'] : []), ...(settings ? ['settings_changed'] : [])];
+      return { heads: await tellMembers(tx, conversationId, changes), changed: true };
     });
   }
 

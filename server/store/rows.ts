@@ -20,7 +20,12 @@ export interface ConversationRow {
   created_at: Date;
   /** What a new member of a group may read: from when they joined, or everything. */
   history: 'joined' | 'all';
+  /** Who may add members to a group (and manage its invite links): its owner and admins, or every member. */
+  who_can_add: WhoCanAdd;
 }
+
+/** Who may add members to a group. */
+export type WhoCanAdd = 'admins' | 'members';
 
 /** A message as stored (body sealed). */
 export interface StoredMessage {
@@ -33,6 +38,8 @@ export interface StoredMessage {
   body: Buffer;
   clientId: string | null;
   attachment: unknown | null;
+  /** The bot or webhook it was posted through (its name), when not by the person themselves. */
+  bot?: string | null;
 }
 
 /** One entry of a user's event stream. Message entries carry the message row. */
@@ -68,6 +75,8 @@ export interface NewMessage {
   body: Buffer;
   clientId: string | null;
   attachment: unknown | null;
+  /** Posted through a bot or webhook: its name (stored with the message). */
+  bot?: string | null;
 }
 
 /** A conversation to create (its key already wrapped). */
@@ -123,6 +132,7 @@ export interface ConversationSummary {
   /** Every member with their role, by name (byte order). */
   roster: Array<{ name: string; role: Role }>;
   history: 'joined' | 'all';
+  whoCanAdd: WhoCanAdd;
   /** The viewer consented to it (opened it, sent in it, or accepted it). */
   accepted: boolean;
   lastMessage: StoredMessage | null;
@@ -159,11 +169,12 @@ export interface MessageRow {
   body: unknown;
   client_id: string | null;
   attachment: unknown;
+  bot?: string | null;
 }
 
 /** The columns of a MessageRow, from `messages m JOIN users su ON su.id = m.sender_id`. */
 export const MESSAGE_COLUMNS = `m.id, m.conversation_id, m.seq, m.sender_id, su.name AS sender_name, m.sent_at, m.body,
-  m.client_id, m.attachment`;
+  m.client_id, m.attachment, m.bot`;
 
 /** A message row as the Store gives it. */
 export function toMessage(r: MessageRow): StoredMessage {
@@ -177,6 +188,7 @@ export function toMessage(r: MessageRow): StoredMessage {
     body: toBuffer(r.body),
     clientId: r.client_id,
     attachment: r.attachment ?? null,
+    bot: r.bot ?? null,
   };
 }
 

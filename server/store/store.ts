@@ -1,10 +1,13 @@
 import type { Database } from './db.js';
 import { Accounts } from './accounts.js';
 import { ArchiveStore } from './archive-store.js';
+import { Bots } from './bots.js';
 import { Contacts } from './contacts.js';
 import { Conversations } from './conversations.js';
+import { Invites } from './invites.js';
 import { Membership } from './membership.js';
 import { Messages } from './messages.js';
+import { MessageChanges } from './message-changes.js';
 import { RetentionStore } from './retention-store.js';
 import { Streams, type CarriedEntries, type SenderEchoes, type StreamAppends, type StreamHeads } from './streams.js';
 
@@ -34,10 +37,15 @@ export type {
   StoredMessage,
   StreamEntry,
   UserRow,
+  WhoCanAdd,
 } from './rows.js';
+export type { InviteLookup, InviteRow } from './invites.js';
 export type { CarriedEntries, SenderEchoes, StreamAppends, StreamHeads } from './streams.js';
 export type { MembershipChange } from './membership.js';
+export type { BotRow, BotScope, LiveBot, LiveWebhook, WebhookRow } from './bots.js';
 export type { SendResult } from './messages.js';
+export type { ChangeRecipients, EditRow, MessageChangeRow, ReactionRows } from './message-changes.js';
+export { changeKey, MAX_REACTIONS_PER_USER } from './message-changes.js';
 export { directKey, directKeySql, HAS_CONTENT, hasContent } from './sql-rules.js';
 
 /** Old name of StreamHeads, kept while other branches use it. */
@@ -50,10 +58,10 @@ export type Singles = CarriedEntries;
 export type Appended = StreamAppends;
 
 /** The aggregates whose methods make up the Store, each a class of its own over the same database. */
-const AGGREGATES = [Accounts, Conversations, Membership, Contacts, Messages, Streams, ArchiveStore, RetentionStore] as const;
+const AGGREGATES = [Accounts, Conversations, Membership, Invites, Contacts, Messages, MessageChanges, Streams, ArchiveStore, RetentionStore, Bots] as const;
 
 /** Parley's data access: every aggregate's methods on one object, so callers need not know the split. */
-export interface Store extends Accounts, Conversations, Membership, Contacts, Messages, Streams, ArchiveStore, RetentionStore {}
+export interface Store extends Accounts, Conversations, Membership, Invites, Contacts, Messages, MessageChanges, Streams, ArchiveStore, RetentionStore, Bots {}
 
 /** Parley's data access. */
 export class Store {

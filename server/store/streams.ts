@@ -117,9 +117,10 @@ export class Streams {
       body: unknown;
       client_id: string | null;
       attachment: unknown;
+      bot: string | null;
     }>(
       `SELECT e.seq, e.type, e.conversation_id, e.payload, e.created_at, e.msg_seq, m.id AS m_id, m.sender_id,
-         su.name AS sender_name, m.sent_at, m.body, m.client_id, m.attachment
+         su.name AS sender_name, m.sent_at, m.body, m.client_id, m.attachment, m.bot
        FROM events e
        LEFT JOIN messages m ON e.type = 'message' AND m.conversation_id = e.conversation_id AND m.seq = e.msg_seq
          AND ${HAS_CONTENT}
@@ -147,6 +148,7 @@ export class Streams {
               body: r.body,
               client_id: r.client_id,
               attachment: r.attachment,
+              bot: r.bot,
             }),
     }));
   }

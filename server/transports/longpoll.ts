@@ -21,6 +21,8 @@ export function parseWait(raw: unknown): number {
 /**
  * One long-poll: acknowledge `since`, then answer the events after it, holding the request until
  * some arrive or `wait` runs out. Enter the lot before reading so no wake-up slips between.
+ * `acknowledge: false` (a bot reading its owner's stream) reads without acknowledging: what a bot
+ * reads is not delivered to its owner.
  */
 export async function poll(
   streams: Streams,
@@ -29,14 +31,15 @@ export async function poll(
   since: unknown,
   waitSeconds: number,
   signal?: AbortSignal,
+  acknowledge = true,
 ): Promise<Batch> {
   const waitMs = lot.isClosing ? 0 : waitSeconds * 1000;
-  if (waitMs <= 0) return streams.read(user, await streams.start(user, since));
+  if (waitMs <= 0) return streams.read(user, (await streams.begin(user, since, acknowledge)).after);
   const deadline = Date.now() + waitMs;
   // Enter before looking at the stream: a wake-up for anything committed after the look arrives.
   await lot.enter(user.id);
   try {
-    const { after, head } = await start(streams, lot, user, since);
+    const { after, head } = await start(streams, lot, user, since, acknowledge);
     let mustRead = head > after; // up to date: park at once, no read
     for (;;) {
       if (mustRead) {
@@ -62,17 +65,24 @@ export async function poll(
  * it, no database read is needed: only a new acknowledgement is written (group commit). Otherwise
  * one statement reads both and is remembered.
  */
-async function start(streams: Streams, lot: ParkingLot, user: Principal, since: unknown): Promise<{ after: number; head: number }> {
+async function start(
+  streams: Streams,
+  lot: ParkingLot,
+  user: Principal,
+  since: unknown,
+  acknowledge: boolean,
+): Promise<{ after: number; head: number }> {
   const seq = typeof since === 'string' ? decodeCursor(since) : null;
   const known = seq === null ? null : lot.knownHead(user.id);
   if (seq !== null && known !== null && seq <= known) {
-    if (seq > lot.acked(user.id)) {
+    if (acknowledge && seq > lot.acked(user.id)) {
       await streams.acknowledge(user, seq);
       lot.markAcked(user.id, seq);
     }
     return { after: seq, head: known };
   }
-  const pos = await streams.begin(user, since);
-  lot.verified(user.id, pos.head, pos.after);
+  const pos = await streams.begin(user, since, acknowledge);
+  // A read that acknowledged nothing must not tell the lot it did
+  lot.verified(user.id, pos.head, acknowledge ? pos.after : 0);
   return pos;
 }

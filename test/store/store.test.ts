@@ -39,7 +39,7 @@ describe('migrations', function () {
     try {
       const [ra, rb] = await Promise.all([migrate(a, silent), migrate(b, silent)]);
       const all = listMigrations().map((m) => m.version);
-      expect([...ra, ...rb].sort()).to.deep.equal(all);
+      expect([...ra, ...rb].sort((x, y) => x - y)).to.deep.equal(all); // by number: 10 after 7
       expect(await migrate(a, silent)).to.deep.equal([]);
       const rows = await a.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
       expect(rows.map((r) => r.version)).to.deep.equal(all);

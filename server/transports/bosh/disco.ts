@@ -9,14 +9,22 @@
  * - `service`: the MUC service `groups.DOMAIN` (identity conference/text);
  * - `room`: each group's room JID (identity conference/text).
  *
+ * The upload service (`upload.DOMAIN`, upload.ts) answers its own disco#info (uploadDiscoInfo) and
+ * is listed in the server's items beside the MUC service.
+ *
  * An extension that adds an entity's feature adds its array to the entity's list below; nothing
  * else needs to change for it to be advertised.
  */
 import type { Principal } from '../../core/accounts.js';
 import type { Core } from '../../core/core.js';
 import { BOOKMARK_ACCOUNT_FEATURES } from './bookmarks.js';
+import { CARBONS_FEATURES } from './carbons.js';
+import { CORRECTION_FEATURES } from './corrections.js';
 import { conversationOfRoom, MUC_ROOM_FEATURES, MUC_SERVICE_FEATURES, mucService, roomJid } from './jids.js';
+import { MAM_FEATURES } from './mam.js';
 import { NS, parseJid } from './stanzas.js';
+import { uploadDiscoInfo, uploadService } from './upload.js';
+import { VCARD_FEATURES } from './vcard.js';
 import { el, type XmlElement } from './xml.js';
 
 export const DISCO_ITEMS = 'http://jabber.org/protocol/disco#items';
@@ -26,10 +34,10 @@ export const CORE_FEATURES: readonly string[] = [NS.discoInfo, DISCO_ITEMS, NS.p
 
 /** The registry: feature strings per entity. Add an extension's array to its entity here. */
 export const FEATURES: { readonly [K in 'server' | 'account' | 'service' | 'room']: readonly string[] } = {
-  server: [...CORE_FEATURES],
-  account: [NS.discoInfo, ...BOOKMARK_ACCOUNT_FEATURES],
+  server: [...CORE_FEATURES, ...CARBONS_FEATURES, ...VCARD_FEATURES, ...CORRECTION_FEATURES],
+  account: [NS.discoInfo, ...MAM_FEATURES, ...BOOKMARK_ACCOUNT_FEATURES],
   service: [NS.discoInfo, DISCO_ITEMS, ...MUC_SERVICE_FEATURES],
-  room: [NS.discoInfo, NS.sid, ...MUC_ROOM_FEATURES],
+  room: [NS.discoInfo, NS.sid, ...MAM_FEATURES, ...CORRECTION_FEATURES, ...MUC_ROOM_FEATURES],
 };
 
 function featureEls(list: readonly string[]): XmlElement[] {
@@ -58,8 +66,10 @@ export async function discoAnswer(core: Core, me: Principal, domain: string, to:
   if (j.domain === domain && !j.resource) {
     if (!j.local) {
       if (node) return { condition: 'item-not-found' };
-      // The server's items: the MUC service (where Converse.js looks for groups).
-      return items ? wrap(el('item', { jid: mucService(domain), name: 'Groups' })) : { query: serverInfo() };
+      // The server's items: the MUC service (where Converse.js looks for groups) and the upload service.
+      return items
+        ? wrap(el('item', { jid: mucService(domain), name: 'Groups' }), el('item', { jid: uploadService(domain), name: 'Files' }))
+        : { query: serverInfo() };
     }
     if (j.local.toLowerCase() !== me.name) {
       // Another user's account: what it offers is the same as mine, but nothing about it is told.
@@ -69,6 +79,10 @@ export async function discoAnswer(core: Core, me: Principal, domain: string, to:
     return items
       ? wrap()
       : wrap(el('identity', { category: 'account', type: 'registered' }), el('identity', { category: 'pubsub', type: 'pep' }), ...featureEls(FEATURES.account));
+  }
+  if (j.domain === uploadService(domain) && !j.local && !j.resource) {
+    if (node) return { condition: 'item-not-found' };
+    return items ? wrap() : { query: uploadDiscoInfo(core.uploads.limit) };
   }
   if (j.domain !== mucService(domain)) return { condition: 'item-not-found' };
   if (!j.local) {

@@ -101,7 +101,7 @@ export class Rooms {
       return [this.result(st, jid, el('query', { xmlns: NS_MUC_ADMIN }, ...items))];
     }
     if (payload.ns === NS_MUC_OWNER) return error('feature-not-implemented'); // no room configuration: it is the group's
-    if (payload.ns === NS_VCARD && payload.local === 'vCard' && type === 'get') {
+    if (payload.ns === NS_VCARD && payload.local === 'vCard' && type === 'get' && !target.resource) {
       // The room's vCard (clients ask it for a room avatar): its name, no picture.
       const [view] = await this.core.messaging.views(me, [conv.id]);
       return [this.result(st, jid, el('vCard', { xmlns: NS_VCARD }, el('FN', {}, view?.title ?? '')))];

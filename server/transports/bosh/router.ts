@@ -91,7 +91,7 @@ export function boshRouter(deps: Deps): Router {
         return write(res, terminal('policy-violation', false));
       }
       if ('notUtf8' in read) return write(res, terminal('bad-request', false));
-      await manager.handle(read.text, (r) => write(res, r), { address: addressOf(req) });
+      await manager.handle(read.text, (r) => write(res, r), { address: addressOf(req), base: `${req.protocol}://${req.get('host') ?? 'localhost'}` });
     });
   }
   return router;

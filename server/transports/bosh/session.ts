@@ -109,6 +109,10 @@ export interface SessionState {
   authFailures?: number;
   /** Recently delivered stanza id → [conversation, seq], to turn a `displayed` marker into read. */
   seen: Array<[id: string, conversation: string, seq: number]>;
+  /** XEP-0280 carbons enabled (absent: off, as in sessions saved before carbons existed). */
+  carbons?: boolean;
+  /** Ids of the last messages this session sent (carbons.ts leaves them out of its carbons). */
+  sentIds?: string[];
 }
 
 /** Session creation parameters negotiated from the client's first body. */

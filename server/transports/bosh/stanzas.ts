@@ -9,6 +9,7 @@ import { bookmarkPush } from './bookmarks.js';
 import { conversationOfRoom, mucService, roomJid } from './jids.js';
 import { child, childElements, el, textOf, type XmlElement } from './xml.js';
 import { settle, rememberSeen, type SessionState } from './session.js';
+import { parseChange, renderChange, replyElement, replyRef, type ChangeCommand } from './corrections.js';
 
 /** Namespaces of the subset. */
 export const NS = {
@@ -107,6 +108,7 @@ export function renderEvent(ev: StreamEvent, s: SessionState, ctx: RenderContext
             id,
           },
           el('body', {}, text),
+          replyElement(m, ctx),
           url !== undefined ? el('x', { xmlns: NS.oob }, el('url', {}, url)) : null,
           el('markable', { xmlns: NS.markers }),
           el('stanza-id', { xmlns: NS.sid, id: m.id, by: group ? groupJid(m.conversation, ctx) : `${ctx.myName}@${ctx.domain}` }),
@@ -152,6 +154,8 @@ export function renderEvent(ev: StreamEvent, s: SessionState, ctx: RenderContext
       // A new direct conversation is a new contact: a roster push (RFC 6121 §2.1.6).
       return [el('iq', { xmlns: NS.client, type: 'set', to: ctx.me, id: `push-${c.id}` }, el('query', { xmlns: NS.roster }, rosterItem(peer, ctx.domain)))];
     }
+    case 'message_changed':
+      return renderChange(ev, ctx);
     default:
       return [];
   }
@@ -174,7 +178,9 @@ export type Command =
   | { kind: 'ping'; id: string; to: string | undefined }
   | { kind: 'disco'; id: string; to: string | undefined }
   /** A message with text to a user (direct) or a group. */
-  | { kind: 'send'; to: Target; text: string; id: string | undefined; receipt: boolean; markable: boolean }
+  | { kind: 'send'; to: Target; text: string; id: string | undefined; receipt: boolean; markable: boolean; replyTo?: string }
+  /** Edits, retractions, reactions (corrections.ts). */
+  | ChangeCommand
   | { kind: 'typing'; to: Target }
   | { kind: 'displayed'; to: Target; id: string }
   | { kind: 'presence'; available: boolean }
@@ -227,6 +233,8 @@ export function parseStanza(st: XmlElement, domain: string): Command {
       const to = targetOf(st.attrs.to, domain);
       if (!to) return { kind: 'error', stanza: st, condition: 'service-unavailable', type: 'cancel' };
       if (to.kind === 'group' && type !== 'groupchat') return { kind: 'error', stanza: st, condition: 'bad-request', type: 'modify' };
+      const change = parseChange(st, to);
+      if (change) return change;
       const body = child(st, 'body', NS.client);
       if (body) {
         return {
@@ -236,6 +244,8 @@ export function parseStanza(st: XmlElement, domain: string): Command {
           id,
           receipt: !!child(st, 'request', NS.receipts),
           markable: !!child(st, 'markable', NS.markers),
+          // only when given: a plain send stays as it was
+          ...(replyRef(st) !== undefined ? { replyTo: replyRef(st) } : {}),
         };
       }
       const displayed = child(st, 'displayed', NS.markers);

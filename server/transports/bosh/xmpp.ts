@@ -10,13 +10,20 @@ import type { Principal } from '../../core/accounts.js';
 import type { Core } from '../../core/core.js';
 import { AppError } from '../../core/errors.js';
 import type { StreamEvent } from '../../core/events.js';
+import { handleCarbons, sentCarbon, sentHere, wantsCarbon } from './carbons.js';
 import { serverInfo } from './disco.js';
+import type { IqHandler } from './iq-context.js';
+import { conversationOfRoom, roomJid } from './jids.js';
+import { handleMam } from './mam.js';
 import { Rooms } from './muc.js';
 import { deviceOf, track, type SessionState } from './session.js';
 import {
   CONTACT_RESOURCE, decodePlain, NS, parseStanza, renderEvent, rosterItem, stanzaError, type Command, type Target,
 } from './stanzas.js';
+import { handleUploadSlot, sendUploaded } from './upload.js';
+import { handlePep, handleVcard } from './vcard.js';
 import { el, serialize, type XmlElement } from './xml.js';
+import { CORRECTION_FEATURES, resolveRef, runChange } from './corrections.js';
 
 /**
  * Failed SASL attempts per session before the stream ends (RFC 6120 §6.4.5: allow a
@@ -32,6 +39,8 @@ const DIRECT_CACHE_MAX = 50_000;
 export interface Origin {
   /** The client's address, for the per-address limits (session creation, SASL). */
   address: string;
+  /** This server's URL as the request reached it (`https://HOST`), for URLs handed out (uploads). */
+  base?: string;
 }
 
 /** The session's user once SASL succeeded; its device is the session. */
@@ -44,6 +53,14 @@ export class Xmpp {
   private readonly kinds = new LRUCache<string, 'direct' | 'group'>({ max: KIND_CACHE_MAX });
   private readonly directs = new LRUCache<string, string>({ max: DIRECT_CACHE_MAX });
   private readonly rooms: Rooms;
+  /** The other member of a direct conversation (never changes), for carbons. */
+  private readonly peers = new LRUCache<string, string>({ max: DIRECT_CACHE_MAX });
+  /** IQs of the XEPs beyond the subset (MAM, carbons, vCard, PEP), tried in turn before service-unavailable. */
+  private readonly iqHandlers: IqHandler[] = [handleMam, handleCarbons, handleVcard, handlePep, handleUploadSlot];
+  /** The group conversation a room JID's local part names (jids.ts: case-insensitive). */
+  roomOf: (local: string) => Promise<string | null> = async (local) => conversationOfRoom(local);
+  /** A group's bare room JID. */
+  roomJid: (conversation: string) => string = (conversation) => roomJid(conversation, this.domain);
 
   constructor(private readonly core: Core, private readonly domain: string, private readonly log: Logger) {
     this.rooms = new Rooms(core, domain);
@@ -60,7 +77,7 @@ export class Xmpp {
       // Each stanza spends the user's request budget, as a JSON API request does.
       this.core.limits.request(me!.id);
       // MUC, disco and bookmarks (muc.ts) first; the rest of the subset below.
-      if (!(await this.rooms.handle(s, st, me!, jid))) await this.run(s, cmd, me, jid);
+      if (!(await this.rooms.handle(s, st, me!, jid))) await this.run(s, cmd, me, jid, origin);
     } catch (err) {
       const condition = err instanceof AppError ? appErrorCondition(err) : 'internal-server-error';
       if (!(err instanceof AppError)) this.log.error({ err }, 'stanza failed');
@@ -75,11 +92,21 @@ export class Xmpp {
   async render(s: SessionState, me: Principal, events: readonly StreamEvent[], now: number): Promise<string[]> {
     const unknown = new Set<string>();
     for (const ev of events) {
-      const conv = ev.type === 'message' ? ev.message.conversation : ev.type === 'receipt' || ev.type === 'typing' ? ev.conversation : undefined;
+      const conv = ev.type === 'message' || ev.type === 'message_changed' ? ev.message.conversation : ev.type === 'receipt' || ev.type === 'typing' ? ev.conversation : undefined;
       if (typeof conv === 'string' && !this.kinds.has(conv)) unknown.add(conv);
       if (ev.type === 'conversation') this.cacheKind(ev.conversation.id, ev.conversation.kind);
     }
     if (unknown.size) for (const [id, kind] of await this.core.messaging.kindsOf([...unknown])) this.cacheKind(id, kind);
+    // Carbons: own direct messages sent elsewhere, with the peer they went to
+    const carbon = (ev: StreamEvent) =>
+      ev.type === 'message' && ev.message.from === me.name && this.kinds.get(ev.message.conversation) === 'direct' && wantsCarbon(s, ev.message);
+    const peerless = [...new Set(events.filter(carbon).map((ev) => (ev as { message: { conversation: string } }).message.conversation))].filter((c) => !this.peers.has(c));
+    if (peerless.length) {
+      for (const v of await this.core.messaging.views(me, peerless)) {
+        const peer = v.members.find((n) => n !== me.name);
+        if (peer) this.peers.set(v.id, peer);
+      }
+    }
     const ctx = {
       domain: this.domain,
       me: `${me.name}@${this.domain}/${s.resource ?? ''}`,
@@ -88,14 +115,18 @@ export class Xmpp {
       peerOf: () => undefined,
       now,
     };
-    return events.flatMap((ev) => renderEvent(ev, s, ctx).map(serialize));
+    return events.flatMap((ev) => {
+      const peer = ev.type === 'message' && carbon(ev) ? this.peers.get(ev.message.conversation) : undefined;
+      if (ev.type === 'message' && peer) return [serialize(sentCarbon(ev.message, ctx.me, `${me.name}@${this.domain}`, peer, this.domain))];
+      return renderEvent(ev, s, ctx).map(serialize);
+    });
   }
 
   private cacheKind(id: string, kind: 'direct' | 'group'): void {
     this.kinds.set(id, kind);
   }
 
-  private async run(s: SessionState, cmd: Command, me: Principal | null, jid: string): Promise<void> {
+  private async run(s: SessionState, cmd: Command, me: Principal | null, jid: string, origin: Origin): Promise<void> {
     const core = this.core;
     const result = (id: string, ...children: XmlElement[]) =>
       queue(s, serialize(el('iq', { xmlns: NS.client, type: 'result', id, to: jid || undefined, from: this.domain }, ...children)));
@@ -123,12 +154,21 @@ export class Xmpp {
       }
       case 'send': {
         const conversation = await this.conversationOf(me!, cmd.to);
-        const { message } = await core.messaging.send(me!, conversation, { text: cmd.text, clientId: cmd.id });
+        const replyTo = cmd.replyTo === undefined ? undefined : await resolveRef(core, me!, conversation, cmd.replyTo);
+        // The GET URL of a file I uploaded through an XEP-0363 slot: the file joins this conversation
+        const message =
+          (replyTo === undefined ? await sendUploaded(core, me!, conversation, cmd.text, cmd.id) : null) ??
+          (await core.messaging.send(me!, conversation, { text: cmd.text, clientId: cmd.id, replyTo })).message;
+        sentHere(s, message.id);
         if (cmd.id && (cmd.receipt || cmd.markable)) {
           track(s, { conversation, seq: message.seq, id: cmd.id, receipt: cmd.receipt, markable: cmd.markable });
         }
         return;
       }
+      case 'correct':
+      case 'retract':
+      case 'react':
+        return runChange(core, me!, cmd, await this.conversationOf(me!, cmd.to));
       case 'typing':
         return core.messaging.typing(me!, await this.conversationOf(me!, cmd.to));
       case 'displayed': {
@@ -157,11 +197,19 @@ export class Xmpp {
         return;
       }
       case 'error':
+        if (cmd.condition === 'service-unavailable' && cmd.stanza.local === 'iq' && (await this.extension(s, cmd.stanza, me!, jid, origin))) return;
         queue(s, serialize(stanzaError(cmd.stanza, cmd.condition, cmd.type, jid, this.domain)));
         return;
       case 'ignore':
         return;
     }
+  }
+
+  /** Offer an IQ to the extension handlers; true when one answered it. */
+  private async extension(s: SessionState, st: XmlElement, me: Principal, jid: string, origin: Origin): Promise<boolean> {
+    const ctx = { core: this.core, domain: this.domain, s, me, jid, roomOf: this.roomOf, roomJid: this.roomJid, base: origin.base };
+    for (const handle of this.iqHandlers) if (await handle(st, ctx)) return true;
+    return false;
   }
 
   /**
