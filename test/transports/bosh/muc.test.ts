@@ -156,7 +156,9 @@ describe('MUC, disco and bookmarks over BOSH, with Strophe.js on two nodes', fun
 
     const items = await iq(a, S.$iq({ type: 'get', to: DOMAIN }).c('query', { xmlns: 'http://jabber.org/protocol/disco#items' }));
     const service = Array.from(items.getElementsByTagName('item') as ArrayLike<any>).map((i: any) => i.getAttribute('jid'));
-    expect(service).to.deep.equal([`groups.${DOMAIN}`]);
+    expect(service).to.deep.equal([`groups.${DOMAIN}`, `upload.${DOMAIN}`]);
+    const upload = await iq(a, S.$iq({ type: 'get', to: `upload.${DOMAIN}` }).c('query', { xmlns: 'http://jabber.org/protocol/disco#info' }));
+    expect(features(upload)).to.include('urn:xmpp:http:upload:0');
 
     const sinfo = await iq(a, S.$iq({ type: 'get', to: `groups.${DOMAIN}` }).c('query', { xmlns: 'http://jabber.org/protocol/disco#info' }));
     expect(identities(sinfo)).to.deep.equal(['conference/text']);
@@ -181,7 +183,10 @@ describe('MUC, disco and bookmarks over BOSH, with Strophe.js on two nodes', fun
 
     const acct = await iq(a, S.$iq({ type: 'get', to: `${alice.name}@${DOMAIN}` }).c('query', { xmlns: 'http://jabber.org/protocol/disco#info' }));
     expect(identities(acct)).to.include('pubsub/pep');
-    expect(features(acct)).to.include.members(['urn:xmpp:bookmarks:1#compat', 'http://jabber.org/protocol/pubsub#publish-options']);
+    expect(features(acct)).to.include.members(['urn:xmpp:bookmarks:1#compat', 'http://jabber.org/protocol/pubsub#publish-options', 'urn:xmpp:mam:2']);
+    // The registry reaches every entity: the server advertises carbons, rooms MAM.
+    expect(features(info)).to.include('urn:xmpp:carbons:2');
+    expect(features(rinfo)).to.include('urn:xmpp:mam:2');
   });
 
   it('bookmarks (XEP-0402) are my groups, with autojoin; publishing is acknowledged and changes nothing', async () => {
