@@ -70,10 +70,14 @@ describe('Converse.js 14 (npm package, unmodified) in Chromium over BOSH, on ano
 
   afterEach(function () {
     for (const p of pages) {
-      if (this.currentTest?.state === 'failed') console.log(p.console.join('\n'));
+      if (this.currentTest?.state === 'failed' || p.errors.length) console.log(p.console.join('\n'));
       const refused = p.refused.filter((r) => !EXPLAINED.some((e) => e.request.test(r.request) && e.condition === r.condition));
       if (p.refused.length) console.log(`      requests Parley refused: ${JSON.stringify(p.refused)}`);
-      expect(p.errors, 'page errors').to.deep.equal([]);
+      // Converse's OMEMO code leaves the rejection of a refused device-list publish unhandled: the
+      // page reports it as "endIQ" (docs/bosh.md, "Converse.js"). Only then, and only that error.
+      const omemoRefused = p.refused.some((r) => /^iq set .* node=(eu\.siacs\.conversations\.axolotl|urn:xmpp:omemo:2)/.test(r.request));
+      const errors = omemoRefused ? p.errors.filter((e) => !/^pageerror: endIQ\s*$/.test(e)) : p.errors;
+      expect(errors, 'page errors').to.deep.equal([]);
       expect(refused, 'requests Parley answered with an error, not explained in docs/bosh.md').to.deep.equal([]);
     }
   });
