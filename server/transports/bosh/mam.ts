@@ -9,6 +9,7 @@ import { AppError } from '../../core/errors.js';
 import { HISTORY_MAX } from '../../core/messaging.js';
 import { QUERY_DEFAULT, type HistoryQuery } from '../../core/mam.js';
 import type { MessageView } from '../../core/views.js';
+import { CORRECTION_NS, replyElement } from './corrections.js';
 import { iqError, iqResult, send, toOwnAccount, type IqContext } from './iq-context.js';
 import { NS, parseJid } from './stanzas.js';
 import { child, childElements, el, textOf, type XmlElement } from './xml.js';
@@ -97,7 +98,8 @@ function attachmentUrl(attachment: unknown): string | undefined {
 
 /**
  * One archived message as the live one looks (stanzas.ts renderEvent): same `id` attribute (own
- * messages: the client's id; else the Parley id), body, OOB link and `<stanza-id/>`.
+ * messages: the client's id; else the Parley id), body (its current text once edited), OOB link,
+ * reply and `<stanza-id/>`; a message deleted for everyone is a `<retracted/>` tombstone.
  */
 export function archivedMessage(m: MessageView, ctx: IqContext, where: { group: true; room: string } | { group: false; peer: string }): XmlElement {
   const mine = m.from === ctx.me.name;
@@ -112,8 +114,10 @@ export function archivedMessage(m: MessageView, ctx: IqContext, where: { group: 
       to: where.group ? bareMe : mine ? where.peer : bareMe,
       id: m.client_id || m.id,
     },
-    el('body', {}, m.text || (url ?? '')),
-    url !== undefined ? el('x', { xmlns: NS.oob }, el('url', {}, url)) : null,
+    // Deleted for everyone: a tombstone (XEP-0424 §5), no body
+    m.deleted ? el('retracted', { xmlns: CORRECTION_NS.retract, stamp: m.edited_at ?? m.sent_at }) : el('body', {}, m.text || (url ?? '')),
+    !m.deleted && url !== undefined ? el('x', { xmlns: NS.oob }, el('url', {}, url)) : null,
+    m.deleted ? null : replyElement(m, { domain: ctx.domain, me: ctx.jid, myName: ctx.me.name, kindOf: () => (where.group ? 'group' : 'direct') }),
     el('stanza-id', { xmlns: NS.sid, id: m.id, by: where.group ? where.room : bareMe }),
   );
 }

@@ -200,6 +200,15 @@ describe('BOSH XEPs for web clients (Strophe.js, two nodes): MAM, carbons, host-
       expect(p.results[0]!.inner.getAttribute('type')).to.equal('groupchat');
       expect(first(p.results[0]!.inner, 'stanza-id').getAttribute('by')).to.equal(room);
 
+      // Issue 13's changes show in the archive as in the JSON history: the current text, a tombstone
+      const g = (await as(url(0), bob).get(`/api/conversations/${group.id}/messages`).expect(200)).body.messages;
+      await as(url(0), alice).post(`/api/conversations/${group.id}/messages/${g[0].id}/edit`).send({ text: 'g1 edited' }).expect(200);
+      await as(url(1), alice).post(`/api/conversations/${group.id}/messages/${g[1].id}/delete`).expect(200);
+      const changed = await mam(b, { to: room, max: 10 });
+      expect(changed.results.map((r) => r.id)).to.deep.equal(g.map((m: any) => m.id));
+      expect(changed.results.map((r) => r.text)).to.deep.equal(['g1 edited', undefined, 'g3']);
+      expect(first(changed.results[1]!.inner, 'retracted').namespaceURI).to.equal('urn:xmpp:message-retract:1');
+
       const c = await client(carol);
       expect((await mam(c, { to: room, max: 10 })).condition).to.equal('forbidden');
       expect((await mam(c, { to: `nosuchgroup@groups.${DOMAIN}` })).condition).to.equal('item-not-found');
