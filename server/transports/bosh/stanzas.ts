@@ -5,6 +5,8 @@
  * RFC 6120/6121 prescribe for the stanza kind.
  */
 import type { StreamEvent } from '../../core/events.js';
+import { bookmarkPush } from './bookmarks.js';
+import { conversationOfRoom, mucService, roomJid } from './jids.js';
 import { child, childElements, el, textOf, type XmlElement } from './xml.js';
 import { settle, rememberSeen, type SessionState } from './session.js';
 import { parseChange, renderChange, replyElement, replyRef, type ChangeCommand } from './corrections.js';
@@ -28,7 +30,7 @@ export const NS = {
   oob: 'jabber:x:oob',
 } as const;
 
-/** A JID split into parts; the domain lower-cased, the local part as written (group ids are case-sensitive). */
+/** A JID split into parts; the domain lower-cased, the local part as written (jids.ts reads room localparts). */
 export interface Jid {
   local: string;
   domain: string;
@@ -76,7 +78,7 @@ export const CONTACT_RESOURCE = 'parley';
 const DELAY_MARK_MS = 10_000;
 
 function groupJid(conversation: string, ctx: RenderContext): string {
-  return `${conversation}@groups.${ctx.domain}`;
+  return roomJid(conversation, ctx.domain);
 }
 
 /**
@@ -141,6 +143,11 @@ export function renderEvent(ev: StreamEvent, s: SessionState, ctx: RenderContext
     }
     case 'conversation': {
       const c = ev.conversation;
+      if (c.kind === 'group') {
+        // A group created with me or that I was added to: a new bookmark, so the client joins it.
+        const fresh = ev.change === 'created' || ev.change === 'member_added';
+        return fresh && c.members.includes(ctx.myName) ? [bookmarkPush(c.id, c.title, ctx.myName, ctx.domain, ctx.me)] : [];
+      }
       if (c.kind !== 'direct') return [];
       const peer = c.members.find((n) => n !== ctx.myName);
       if (!peer) return [];
@@ -187,9 +194,12 @@ export type Target = { kind: 'user'; name: string } | { kind: 'group'; conversat
 function targetOf(to: string | undefined, domain: string): Target | null {
   const j = parseJid(to);
   if (!j || !j.local) return null;
-  // User names are case-insensitive in Parley; conversation ids are not.
+  // User names are case-insensitive in Parley; room localparts encode the mixed-case ids (jids.ts).
   if (j.domain === domain) return { kind: 'user', name: j.local.toLowerCase() };
-  if (j.domain === `groups.${domain}`) return { kind: 'group', conversation: j.local };
+  if (j.domain === mucService(domain)) {
+    const conversation = conversationOfRoom(j.local);
+    return conversation === null ? null : { kind: 'group', conversation };
+  }
   return null;
 }
 

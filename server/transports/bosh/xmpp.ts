@@ -11,9 +11,12 @@ import type { Core } from '../../core/core.js';
 import { AppError } from '../../core/errors.js';
 import type { StreamEvent } from '../../core/events.js';
 import { handleCarbons, sentCarbon, sentHere, wantsCarbon } from './carbons.js';
+import { serverInfo } from './disco.js';
 import type { IqHandler } from './iq-context.js';
+import { conversationOfRoom, roomJid } from './jids.js';
 import { handleMam } from './mam.js';
-import { BLOCKING_FEATURES, parseBlocking, runBlocking } from './blocking.js';
+import { parseBlocking, runBlocking } from './blocking.js';
+import { Rooms } from './muc.js';
 import { deviceOf, track, type SessionState } from './session.js';
 import {
   CONTACT_RESOURCE, decodePlain, NS, parseStanza, renderEvent, rosterItem, stanzaError, type Command, type Target,
@@ -50,16 +53,19 @@ export function principalOf(s: SessionState): Principal | null {
 export class Xmpp {
   private readonly kinds = new LRUCache<string, 'direct' | 'group'>({ max: KIND_CACHE_MAX });
   private readonly directs = new LRUCache<string, string>({ max: DIRECT_CACHE_MAX });
+  private readonly rooms: Rooms;
   /** The other member of a direct conversation (never changes), for carbons. */
   private readonly peers = new LRUCache<string, string>({ max: DIRECT_CACHE_MAX });
   /** IQs of the XEPs beyond the subset (MAM, carbons, vCard, PEP), tried in turn before service-unavailable. */
   private readonly iqHandlers: IqHandler[] = [handleMam, handleCarbons, handleVcard, handlePep, handleUploadSlot];
-  /** The group conversation a room JID's local part names (the MUC code replaces this: case, existence). */
-  roomOf: (local: string) => Promise<string | null> = async (local) => local;
+  /** The group conversation a room JID's local part names (jids.ts: case-insensitive). */
+  roomOf: (local: string) => Promise<string | null> = async (local) => conversationOfRoom(local);
   /** A group's bare room JID. */
-  roomJid: (conversation: string) => string = (conversation) => `${conversation}@groups.${this.domain}`;
+  roomJid: (conversation: string) => string = (conversation) => roomJid(conversation, this.domain);
 
-  constructor(private readonly core: Core, private readonly domain: string, private readonly log: Logger) {}
+  constructor(private readonly core: Core, private readonly domain: string, private readonly log: Logger) {
+    this.rooms = new Rooms(core, domain);
+  }
 
   /** Run one stanza. Returns a stream error condition when the stream must end. */
   async command(s: SessionState, st: XmlElement, origin: Origin): Promise<string | null> {
@@ -75,7 +81,7 @@ export class Xmpp {
       if (blocking) {
         const children = await runBlocking(this.core, me!, blocking, this.domain);
         queue(s, serialize(el('iq', { xmlns: NS.client, type: 'result', id: blocking.id, to: jid, from: this.domain }, ...children)));
-      } else await this.run(s, cmd, me, jid, origin);
+      } else if (!(await this.rooms.handle(s, st, me!, jid))) await this.run(s, cmd, me, jid, origin); // MUC, disco, bookmarks: muc.ts
     } catch (err) {
       const condition = err instanceof AppError ? appErrorCondition(err) : 'internal-server-error';
       if (!(err instanceof AppError)) this.log.error({ err }, 'stanza failed');
@@ -145,11 +151,7 @@ export class Xmpp {
       case 'ping':
         return result(cmd.id);
       case 'disco':
-        return result(
-          cmd.id,
-          el('query', { xmlns: NS.discoInfo }, el('identity', { category: 'server', type: 'im', name: 'Parley' }),
-            ...[NS.discoInfo, NS.ping, NS.receipts, NS.markers, NS.chatstates, ...CORRECTION_FEATURES, ...BLOCKING_FEATURES].map((v) => el('feature', { var: v }))),
-        );
+        return result(cmd.id, serverInfo());
       case 'roster': {
         const contacts = await core.contacts.of(me!);
         return result(cmd.id, el('query', { xmlns: NS.roster }, ...contacts.map((c) => rosterItem(c.name, this.domain))));

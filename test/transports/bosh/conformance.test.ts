@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import net from 'node:net';
 import { as, PASSWORD, pollEvents, register, type TestUser } from '../../support/client.js';
+import { roomJid } from '../../../server/transports/bosh/jids.js';
 import { requireServices } from '../../support/services.js';
 import { startStack, type Stack } from '../../support/stack.js';
 import { b64, BOSH_NS, BoshClient, post, sleep, within } from './helpers.js';
@@ -139,7 +140,8 @@ describe('BOSH conformance (XEP-0124/0206) on two nodes', function () {
       const got = await pollEvents(nodes[0]!, bob, 5);
       expect(got.find((e) => e.type === 'message')?.message).to.include({ text: 'hello team', from: alice.name, conversation: group.id });
       for (let i = 0; i < 3 && !text.includes('hello team'); i++) text += (await c.send()).text;
-      expect(text).to.contain(`type='groupchat' from='${group.id}@groups.${DOMAIN}/${alice.name}'`);
+      // Written as the raw id (as before rooms), reflected from the room's lower-case JID (jids.ts).
+      expect(text).to.contain(`type='groupchat' from='${roomJid(group.id, DOMAIN)}/${alice.name}'`);
       // A chat-type message to a group is refused.
       const wrong = await c.send(`<message xmlns='jabber:client' to='${group.id}@groups.${DOMAIN}' type='chat' id='g2'><body>x</body></message>`);
       expect(wrong.text).to.contain('<bad-request');

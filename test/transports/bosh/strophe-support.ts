@@ -1,6 +1,6 @@
 /**
  * Strophe.js 5 under Node for the XEP suites (xeps.test.ts): browser shims, a load balancer that
- * is not sticky, connecting, and an inbox of arriving stanzas. Same approach as strophe.test.ts.
+ * is not sticky, connecting, and an inbox of arriving stanzas. strophe.test.ts and muc.test.ts use it too.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,7 +16,7 @@ import { within } from './helpers.js';
 export type Strophe = any;
 
 /** xmldom and xhr2 as the browser globals Strophe's browser build uses (responseXML parsed from the text). */
-function installBrowserShims(): void {
+export function installBrowserShims(): void {
   const g = globalThis as Record<string, unknown>;
   g.DOMParser = DOMParser;
   g.XMLSerializer = XMLSerializer;
@@ -48,10 +48,13 @@ export async function loadStrophe(): Promise<Strophe> {
 }
 
 /** A load balancer that is not sticky: each request goes to the next node in turn. */
-export async function roundRobin(targets: string[]): Promise<{ url: string; close(): Promise<void> }> {
+export async function roundRobin(targets: string[]): Promise<{ url: string; close(): Promise<void>; counts: number[] }> {
   let i = 0;
+  const counts = targets.map(() => 0);
   const server = http.createServer((req, res) => {
-    const t = new URL(targets[i++ % targets.length]!);
+    const n = i++ % targets.length;
+    counts[n]!++;
+    const t = new URL(targets[n]!);
     const up = http.request({ host: t.hostname, port: t.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.pipe(res);
@@ -62,6 +65,7 @@ export async function roundRobin(targets: string[]): Promise<{ url: string; clos
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    counts,
     close: () => new Promise((r) => {
       server.closeAllConnections();
       server.close(() => r());

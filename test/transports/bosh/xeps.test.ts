@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { as, pollEvents, register, type TestUser } from '../../support/client.js';
+import { roomJid } from '../../../server/transports/bosh/jids.js';
 import { requireServices } from '../../support/services.js';
 import { startStack, type Stack } from '../../support/stack.js';
 import { BOSH_NS } from './helpers.js';
@@ -189,7 +190,7 @@ describe('BOSH XEPs for web clients (Strophe.js, two nodes): MAM, carbons, host-
       const carol = await register(url(0), 'carol');
       const group = (await as(url(0), alice).post('/api/conversations').send({ title: 'g', members: [bob.name] }).expect(201)).body.conversation;
       for (const t of ['g1', 'g2', 'g3']) await as(url(1), alice).post(`/api/conversations/${group.id}/messages`).send({ text: t }).expect(201);
-      const room = `${group.id}@groups.${DOMAIN}`;
+      const room = roomJid(group.id, DOMAIN); // the lower-case room JID (jids.ts)
       const b = await client(bob);
       const p = await mam(b, { to: room, max: 10, before: '' });
       expect(texts(p.results)).to.deep.equal(['g1', 'g2', 'g3']);
