@@ -112,6 +112,8 @@ export class ConversePage {
   /** Converse's own warnings and errors, printed when a test fails. */
   readonly console: string[] = [];
   readonly refused: Refused[] = [];
+  /** Hosts other than loopback the page tried to reach (refused). */
+  readonly offsite: string[] = [];
   private readonly asked = new Map<string, string>();
 
   private constructor(readonly page: Page) {
@@ -154,6 +156,12 @@ export class ConversePage {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await context.newPage();
     const c = new ConversePage(page);
+    // Tests talk to loopback only: what Converse would fetch from elsewhere (avatars, emoji
+    // sprites) is refused in the browser, before any name is looked up.
+    await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/]|localhost[:/])/, (route) => {
+      c.offsite.push(new URL(route.request().url()).host);
+      return route.abort('blockedbyclient');
+    });
     const q = new URLSearchParams({ bosh, jid, password });
     await page.goto(`${site}/?${q}`);
     await page.waitForFunction(() => {
