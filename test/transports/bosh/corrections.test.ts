@@ -1,38 +1,10 @@
 import { expect } from 'chai';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { DOMImplementation, DOMParser, XMLSerializer } from '@xmldom/xmldom';
-// @ts-expect-error xhr2 ships no types; only its constructor is used.
-import XHR2 from 'xhr2';
-import { as, PASSWORD, register, type TestUser } from '../../support/client.js';
+import { as, register, type TestUser } from '../../support/client.js';
 import { useStack } from '../../support/stack.js';
 import { within } from './helpers.js';
+import { connect as connectTo, inbox as inboxOf, loadStrophe } from './strophe-support.js';
 
 const DOMAIN = 'localhost';
-
-/** Browser globals for Strophe's browser build under Node (as strophe.test.ts explains). */
-function installBrowserShims(): void {
-  const g = globalThis as Record<string, unknown>;
-  g.DOMParser = DOMParser;
-  g.XMLSerializer = XMLSerializer;
-  g.document = new DOMImplementation().createDocument(null, null as unknown as string, null);
-  const proto = Object.getPrototypeOf(new DOMImplementation().createDocument(null, 'x', null).documentElement);
-  if (!('firstElementChild' in proto)) {
-    Object.defineProperty(proto, 'firstElementChild', {
-      get(this: { firstChild: { nodeType: number; nextSibling: unknown } | null }) {
-        let n = this.firstChild;
-        while (n && n.nodeType !== 1) n = n.nextSibling as typeof n;
-        return n;
-      },
-    });
-  }
-  class XMLHttpRequestWithXML extends (XHR2 as unknown as { new (): { responseText: string } }) {
-    get responseXML() {
-      return this.responseText ? new DOMParser().parseFromString(this.responseText, 'text/xml') : null;
-    }
-  }
-  g.XMLHttpRequest = XMLHttpRequestWithXML;
-}
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 describe('BOSH: corrections (XEP-0308), retractions (XEP-0424), replies (XEP-0461) and reactions (XEP-0444) with Strophe.js', function () {
@@ -42,9 +14,7 @@ describe('BOSH: corrections (XEP-0308), retractions (XEP-0424), replies (XEP-046
   const conns: any[] = [];
 
   before(async () => {
-    installBrowserShims();
-    S = await import(pathToFileURL(path.resolve('node_modules/strophe.js/dist/strophe.esm.js')).href);
-    S.Strophe.setLogLevel?.(S.Strophe.LogLevel.FATAL);
+    S = await loadStrophe();
   });
   after(async () => {
     await Promise.all(
@@ -72,44 +42,13 @@ describe('BOSH: corrections (XEP-0308), retractions (XEP-0424), replies (XEP-046
   });
 
   async function connect(user: TestUser, node: number): Promise<any> {
-    const conn = new S.Strophe.Connection(`${suite.url(node)}/http-bind`);
-    conns.push(conn);
-    await within(
-      new Promise<void>((resolve, reject) => {
-        conn.connect(`${user.name}@${DOMAIN}`, PASSWORD, (status: number) => {
-          if (status === S.Strophe.Status.CONNECTED) resolve();
-          if (status === S.Strophe.Status.AUTHFAIL || status === S.Strophe.Status.CONNFAIL) reject(new Error(`status ${status}`));
-        });
-      }),
-      10_000,
-      'Strophe connect',
-    );
+    const conn = await connectTo(S, suite.url(node), user, DOMAIN, undefined, conns);
     conn.send(S.$pres());
     return conn;
   }
 
-  /** Messages arriving at a connection; `next` takes the first that matches, waiting for it. */
-  function inbox(conn: any) {
-    const got: any[] = [];
-    conn.addHandler((st: any) => {
-      got.push(st);
-      return true;
-    }, null, 'message');
-    return {
-      async next(match: (st: any) => boolean, what: string, ms = 10_000): Promise<any> {
-        const deadline = Date.now() + ms;
-        for (;;) {
-          const hit = got.find(match);
-          if (hit) {
-            got.splice(got.indexOf(hit), 1);
-            return hit;
-          }
-          if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms; got ${got.map((x) => S.Strophe.serialize(x)).join('\n')}`);
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      },
-    };
-  }
+  /** Messages arriving at a connection (strophe-support.ts). */
+  const inbox = (conn: any) => inboxOf(S, conn, 'message');
 
   const first = (st: any, name: string, ns?: string) => {
     const list = Array.from(st.getElementsByTagName(name) as ArrayLike<any>);

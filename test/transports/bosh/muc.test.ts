@@ -1,12 +1,10 @@
 import { expect } from 'chai';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { conversationOfRoom, roomJid, roomLocal } from '../../../server/transports/bosh/jids.js';
-import { accept, as, PASSWORD, pollEvents, register, type TestUser } from '../../support/client.js';
+import { accept, as, pollEvents, register, type TestUser } from '../../support/client.js';
 import { requireServices } from '../../support/services.js';
 import { startStack, type Stack } from '../../support/stack.js';
 import { within } from './helpers.js';
-import { installBrowserShims, roundRobin } from './strophe-support.js';
+import { connect as connectTo, inbox as inboxOf, loadStrophe, roundRobin } from './strophe-support.js';
 
 const DOMAIN = 'localhost';
 const MUC = 'http://jabber.org/protocol/muc';
@@ -48,59 +46,9 @@ describe('MUC, disco and bookmarks over BOSH, with Strophe.js on two nodes', fun
 
   const url = (i = 0) => stack.nodes[i]!.url;
 
-  async function connect(user: TestUser): Promise<any> {
-    const conn = new S.Strophe.Connection(`${lb.url}/http-bind`);
-    conns.push(conn);
-    await within(
-      new Promise<void>((resolve, reject) => {
-        conn.connect(`${user.name}@${DOMAIN}`, PASSWORD, (status: number, condition?: string) => {
-          if (status === S.Strophe.Status.CONNECTED) resolve();
-          if (status === S.Strophe.Status.AUTHFAIL || status === S.Strophe.Status.CONNFAIL) reject(new Error(`status ${status} ${condition ?? ''}`));
-        });
-      }),
-      10_000,
-      'Strophe connect',
-    );
-    return conn;
-  }
-
-  /** Every stanza of some kinds arriving at a connection; `next` waits for one that matches and takes it. */
-  function inbox(conn: any, names: string[]) {
-    const got: any[] = [];
-    const all: any[] = [];
-    const waiters: Array<() => void> = [];
-    for (const name of names) {
-      conn.addHandler((st: any) => {
-        got.push(st);
-        all.push(st);
-        for (const w of waiters.splice(0)) w();
-        return true;
-      }, null, name);
-    }
-    return {
-      got,
-      /** Everything in arrival order, taken or not. */
-      all,
-      async next(match: (st: any) => boolean, what: string, ms = 10_000): Promise<any> {
-        const deadline = Date.now() + ms;
-        for (;;) {
-          const hit = got.find(match);
-          if (hit) {
-            got.splice(got.indexOf(hit), 1);
-            return hit;
-          }
-          if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms; got ${got.map((x) => S.Strophe.serialize(x)).join('\n')}`);
-          await new Promise<void>((r) => {
-            const t = setTimeout(r, 100);
-            waiters.push(() => {
-              clearTimeout(t);
-              r();
-            });
-          });
-        }
-      },
-    };
-  }
+  const connect = (user: TestUser): Promise<any> => connectTo(S, lb.url, user, DOMAIN, undefined, conns);
+  /** Every stanza of some kinds arriving at a connection (strophe-support.ts). */
+  const inbox = (conn: any, names: string[]) => inboxOf(S, conn, names);
 
   /** Send an IQ; resolves with the answer, result or error. */
   function iq(conn: any, stanza: any): Promise<any> {
@@ -115,9 +63,7 @@ describe('MUC, disco and bookmarks over BOSH, with Strophe.js on two nodes', fun
 
   before(async function () {
     await requireServices(this);
-    installBrowserShims();
-    S = await import(pathToFileURL(path.resolve('node_modules/strophe.js/dist/strophe.esm.js')).href);
-    S.Strophe.setLogLevel?.(S.Strophe.LogLevel.FATAL);
+    S = await loadStrophe();
     stack = await startStack({ backend: 'real', nodes: 2 });
     lb = await roundRobin(stack.nodes.map((n) => n.url));
     alice = await register(url(0), 'alice');

@@ -1,6 +1,6 @@
 /**
  * Strophe.js 5 under Node for the XEP suites (xeps.test.ts): browser shims, a load balancer that
- * is not sticky, connecting, and an inbox of arriving stanzas. strophe.test.ts and muc.test.ts use it too.
+ * is not sticky, connecting, and an inbox of arriving stanzas; every Strophe suite here uses it.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -73,19 +73,27 @@ export async function roundRobin(targets: string[]): Promise<{ url: string; clos
   };
 }
 
-/** Connect a Strophe client as a user and wait until it is bound. */
-export async function connect(S: Strophe, url: string, user: TestUser, domain: string, resource?: string): Promise<any> {
+/**
+ * Connect a Strophe client as a user and wait until it is bound; `track` (the suite's list of
+ * connections to close) gets it before it connects, so a failed connect is closed too.
+ */
+export async function connect(S: Strophe, url: string, user: TestUser, domain: string, resource?: string, track?: any[]): Promise<any> {
   const conn = new S.Strophe.Connection(`${url}/http-bind`);
+  track?.push(conn);
+  const statuses: number[] = [];
   await within(
     new Promise<void>((resolve, reject) => {
       conn.connect(`${user.name}@${domain}${resource ? `/${resource}` : ''}`, PASSWORD, (status: number, condition?: string) => {
+        statuses.push(status);
         if (status === S.Strophe.Status.CONNECTED) resolve();
         if (status === S.Strophe.Status.AUTHFAIL || status === S.Strophe.Status.CONNFAIL) reject(new Error(`status ${status} ${condition ?? ''}`));
       });
     }),
     10_000,
     'Strophe connect',
-  );
+  ).catch((err: Error) => {
+    throw new Error(`${err.message} (statuses ${statuses.join(',')})`);
+  });
   return conn;
 }
 
@@ -117,17 +125,25 @@ export async function disconnectAll(S: Strophe, conns: any[]): Promise<void> {
   }
 }
 
-/** Stanzas of one kind arriving at a connection; `next` waits for one that matches. */
-export function inbox(S: Strophe, conn: any, name: 'message' | 'presence') {
+/**
+ * Stanzas of some kinds arriving at a connection: `next` waits for one that matches and takes it;
+ * `got` holds what is not taken yet, `all` everything in arrival order.
+ */
+export function inbox(S: Strophe, conn: any, names: string | readonly string[]) {
   const got: any[] = [];
+  const all: any[] = [];
   const waiters: Array<() => void> = [];
-  conn.addHandler((st: any) => {
-    got.push(st);
-    for (const w of waiters.splice(0)) w();
-    return true;
-  }, null, name);
+  for (const name of typeof names === 'string' ? [names] : names) {
+    conn.addHandler((st: any) => {
+      got.push(st);
+      all.push(st);
+      for (const w of waiters.splice(0)) w();
+      return true;
+    }, null, name);
+  }
   return {
     got,
+    all,
     async next(match: (st: any) => boolean, what: string, ms = 10_000): Promise<any> {
       const deadline = Date.now() + ms;
       for (;;) {

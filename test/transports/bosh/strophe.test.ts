@@ -1,11 +1,9 @@
 import { expect } from 'chai';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { as, PASSWORD, pollEvents, register, type TestUser } from '../../support/client.js';
+import { as, pollEvents, register, type TestUser } from '../../support/client.js';
 import { requireServices } from '../../support/services.js';
 import { startStack, type Stack } from '../../support/stack.js';
 import { within } from './helpers.js';
-import { installBrowserShims, roundRobin } from './strophe-support.js';
+import { connect as connectTo, inbox as inboxOf, loadStrophe, roundRobin } from './strophe-support.js';
 
 const DOMAIN = 'localhost';
 
@@ -21,9 +19,7 @@ describe('Strophe.js (unmodified) against Parley BOSH on two nodes', function ()
 
   before(async function () {
     await requireServices(this);
-    installBrowserShims();
-    S = await import(pathToFileURL(path.resolve('node_modules/strophe.js/dist/strophe.esm.js')).href);
-    S.Strophe.setLogLevel?.(S.Strophe.LogLevel.FATAL);
+    S = await loadStrophe();
     stack = await startStack({ backend: 'real', nodes: 2 });
     lb = await roundRobin(stack.nodes.map((n) => n.url));
   });
@@ -39,56 +35,10 @@ describe('Strophe.js (unmodified) against Parley BOSH on two nodes', function ()
     await stack?.close();
   });
 
-  /** Connect a Strophe client and wait until it is bound. */
-  async function connect(user: TestUser): Promise<any> {
-    const conn = new S.Strophe.Connection(`${lb.url}/http-bind`);
-    conns.push(conn);
-    const statuses: number[] = [];
-    await within(
-      new Promise<void>((resolve, reject) => {
-        conn.connect(`${user.name}@${DOMAIN}`, PASSWORD, (status: number, condition?: string) => {
-          statuses.push(status);
-          if (status === S.Strophe.Status.CONNECTED) resolve();
-          if (status === S.Strophe.Status.AUTHFAIL || status === S.Strophe.Status.CONNFAIL) reject(new Error(`status ${status} ${condition ?? ''}`));
-        });
-      }),
-      10_000,
-      `Strophe connect (${statuses.join(',')})`,
-    );
-    return conn;
-  }
-
-  /** Collect stanzas of one kind arriving at a connection; `next` waits for one that matches. */
-  function inbox(conn: any, name: 'message' | 'presence') {
-    const got: any[] = [];
-    const waiters: Array<() => void> = [];
-    conn.addHandler((st: any) => {
-      got.push(st);
-      for (const w of waiters.splice(0)) w();
-      return true;
-    }, null, name);
-    return {
-      got,
-      async next(match: (st: any) => boolean, what: string, ms = 10_000): Promise<any> {
-        const deadline = Date.now() + ms;
-        for (;;) {
-          const hit = got.find(match);
-          if (hit) {
-            got.splice(got.indexOf(hit), 1);
-            return hit;
-          }
-          if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms; got ${got.map((x) => S.Strophe.serialize(x)).join('\n')}`);
-          await new Promise<void>((r) => {
-            const t = setTimeout(r, 100);
-            waiters.push(() => {
-              clearTimeout(t);
-              r();
-            });
-          });
-        }
-      },
-    };
-  }
+  /** Connect a Strophe client through the balancer and wait until it is bound. */
+  const connect = (user: TestUser): Promise<any> => connectTo(S, lb.url, user, DOMAIN, undefined, conns);
+  /** Stanzas of one kind arriving at a connection (strophe-support.ts). */
+  const inbox = (conn: any, name: 'message' | 'presence') => inboxOf(S, conn, name);
 
   const bodyOf = (st: any) => st.getElementsByTagName('body')[0]?.textContent;
 
