@@ -34,7 +34,7 @@ function field(req: Request, name: string): unknown {
 
 /** The JSON API (docs/api.md): accounts, contacts, conversations, messages, events. */
 export function apiRouter(deps: ApiDeps): { router: Router; auth: ReturnType<typeof requireUser> } {
-  const { core, store, lot } = deps;
+  const { core, lot } = deps;
   const router = Router();
   const auth = requireUser(core);
   router.use(botsRouter({ core, lot }, auth)); // before /events: a bot token's poll is answered there

@@ -24,7 +24,7 @@ import {
 import { handleUploadSlot, sendUploaded } from './upload.js';
 import { handlePep, handleVcard } from './vcard.js';
 import { el, serialize, type XmlElement } from './xml.js';
-import { CORRECTION_FEATURES, resolveRef, runChange } from './corrections.js';
+import { resolveRef, runChange } from './corrections.js';
 
 /**
  * Failed SASL attempts per session before the stream ends (RFC 6120 §6.4.5: allow a
