@@ -1,7 +1,4 @@
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import supertest from 'supertest';
 import { as, register } from '../support/client.js';
@@ -9,9 +6,6 @@ import { unique } from '../support/services.js';
 import { startStack, type Stack } from '../support/stack.js';
 import { CHROMIUM, ChatPage, launchChromium, requireProgram } from './support-browser.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** Each part of the page needs its part of the server (issue 13 A, B, C): skipped loudly without it. */
-const has = (router: string) => existsSync(path.join(ROOT, 'server', 'http', router));
 const SOON = 8000;
 
 /** What one person does on their page, the other sees on theirs: message changes, groups, accounts. */
@@ -41,12 +35,6 @@ describe('browser client: issue 13 features between two people', function () {
     if (errs.length && this.currentTest?.state === 'passed') throw new Error(`page errors:\n${errs.join('\n')}`);
   });
 
-  function needs(ctx: Mocha.Context, router: string) {
-    if (has(router)) return;
-    console.warn(`\n!!! SKIPPING: server/http/${router} is not on this branch\n`);
-    ctx.skip();
-  }
-
   async function pair() {
     const alice = await ChatPage.open(browser, url);
     const bob = await ChatPage.open(browser, url);
@@ -60,7 +48,6 @@ describe('browser client: issue 13 features between two people', function () {
   }
 
   it('edit, reply, reactions and delete made on one page show on the other', async function () {
-    needs(this, 'routes-messages.ts');
     const { alice, bob, aliceName } = await pair();
     await alice.send('the original words');
     await bob.openChat(aliceName);
@@ -115,7 +102,6 @@ describe('browser client: issue 13 features between two people', function () {
   });
 
   it('a group renamed on the owner\'s page, an invite link opened by someone new, who joins', async function () {
-    needs(this, 'routes-groups.ts');
     const owner = await ChatPage.open(browser, url);
     const carl = await ChatPage.open(browser, url);
     pages.push(owner, carl);
@@ -148,7 +134,6 @@ describe('browser client: issue 13 features between two people', function () {
   });
 
   it('a display name set on the account page shows on the other page; a muted chat says so', async function () {
-    needs(this, 'routes-account.ts');
     const { alice, bob } = await pair();
     await alice.send('hello there');
     await bob.chatsList().getByText('hello there').waitFor({ timeout: SOON });
@@ -167,7 +152,6 @@ describe('browser client: issue 13 features between two people', function () {
   });
 
   it('a password changed on the account page logs my other device out; deleting the account brings back the login', async function () {
-    needs(this, 'routes-account.ts');
     const laptop = await ChatPage.open(browser, url);
     const phone = await ChatPage.open(browser, url);
     pages.push(laptop, phone);

@@ -1,7 +1,4 @@
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import supertest from 'supertest';
 import { as, register, type TestUser } from '../support/client.js';
@@ -9,7 +6,6 @@ import { unique } from '../support/services.js';
 import { startStack, type Stack } from '../support/stack.js';
 import { CHROMIUM, ChatPage, launchChromium, requireProgram } from './support-browser.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Receipts, handovers and relays: a few seconds is generous (a leader's lock goes stale in 3.5 s). */
 const SOON = 8000;
 
@@ -183,10 +179,6 @@ describe('browser client: tabs, title, notifications, search', function () {
   });
 
   it('a muted chat neither notifies nor counts in the title', async function () {
-    if (!existsSync(path.join(ROOT, 'server', 'http', 'routes-account.ts'))) {
-      console.warn('\n!!! SKIPPING: mute needs server/http/routes-account.ts (issue 13 B), not on this branch\n');
-      this.skip();
-    }
     const { me, name, notes, noted } = await watchedPage();
     const bob = await stranger(name);
     const carl = await stranger(name);

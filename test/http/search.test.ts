@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
 import { accept, as, register, type TestUser } from '../support/client.js';
 import { useStack } from '../support/stack.js';
 import { Search } from '../../server/core/search.js';
@@ -97,8 +96,6 @@ describe('search within a conversation', function () {
   });
 
   it('searches the current text: an edit is found by its new words, not its old; a deleted message not at all', async function () {
-    // Edits and deletes are issue 13 A (routes-messages.ts), merged separately
-    if (!existsSync(new URL('../../server/http/routes-messages.ts', import.meta.url))) this.skip();
     const { alice, bob, conv } = await direct();
     const m = await send(alice, conv.id, 'a typo in here');
     await as(url(), alice).post(`/api/conversations/${conv.id}/messages/${m.id}/edit`).send({ text: 'fixed words now' }).expect(200);
